@@ -1,0 +1,51 @@
+# Roster mirror. `make run` starts everything locally; `make test` runs the whole suite.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: help install run down test test-slow lint typecheck format migrate openapi openapi-check bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+install: $(UV) ## Create .venv with every dependency (locked in uv.lock)
+	$(UV) sync --frozen --all-extras
+
+run: install ## Start the API and a worker on embedded Postgres/Redis unless DATABASE_URL/REDIS_URL are set
+	$(RUN) roster demo
+
+down: install ## Stop the embedded Postgres and Redis
+	$(RUN) roster dev-services down
+
+test: install ## Run the test suite and check the OpenAPI document
+	$(RUN) pytest
+	$(RUN) roster openapi --check
+
+lint: install ## ruff (lint + format check) and hadolint on the Dockerfile
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) hadolint Dockerfile
+
+typecheck: install ## mypy --strict
+	$(RUN) mypy
+
+format: install ## Format and fix imports
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+migrate: install ## Apply the database migrations
+	$(RUN) roster migrate
+
+openapi: install ## Write openapi/openapi.json from the app
+	$(RUN) roster openapi
+
+openapi-check: install ## Fail if openapi/openapi.json differs from the app
+	$(RUN) roster openapi --check
