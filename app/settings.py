@@ -1,0 +1,200 @@
+"""Service configuration, read once from the environment (and `.env`).
+
+Every setting is documented in README.md. Names are the environment variable names
+themselves (no prefix), so `DATABASE_URL` sets `database_url`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class CleverApiVersion(StrEnum):
+    V3_0 = "v3.0"
+    V3_1 = "v3.1"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds a setting the service cannot start with."""
+
+
+_CRON_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+
+
+def parse_cron(expression: str) -> list[set[int] | None]:
+    """Parse a five-field cron expression into one set of allowed values per field.
+
+    `None` stands for `*` (every value). Supports lists, ranges and steps
+    (`0,30`, `1-5`, `*/15`); names such as `MON` are not supported.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError("expected five fields: minute hour day-of-month month day-of-week")
+    parsed: list[set[int] | None] = []
+    for text, (low, high) in zip(fields, _CRON_FIELD_RANGES, strict=True):
+        if text == "*":
+            parsed.append(None)
+            continue
+        values: set[int] = set()
+        for part in text.split(","):
+            spec, _, step_text = part.partition("/")
+            step = int(step_text) if step_text else 1
+            if spec == "*":
+                start, stop = low, high
+            elif "-" in spec:
+                start_text, stop_text = spec.split("-", 1)
+                start, stop = int(start_text), int(stop_text)
+            else:
+                start = stop = int(spec)
+                if step_text:
+                    stop = high
+            if step < 1 or not (low <= start <= stop <= high):
+                raise ValueError(f"{part!r} is outside {low}-{high}")
+            values.update(range(start, stop + 1, step))
+        parsed.append(values)
+    return parsed
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration of the API, the worker and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL (postgresql:// or postgresql+asyncpg://). "
+        "Unset: an embedded Postgres under DEV_DATA_DIR.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (redis://, rediss://, unix://). "
+        "Unset: an embedded Redis under DEV_DATA_DIR.",
+    )
+    dev_data_dir: str = Field(
+        default=".devdata", description="Where the embedded Postgres and Redis keep their data."
+    )
+
+    clever_api_base_url: str = "https://api.clever.com"
+    clever_api_version: CleverApiVersion = CleverApiVersion.V3_0
+    clever_district_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    clever_client_id: str | None = None
+    clever_client_secret: SecretStr | None = None
+    clever_oauth_base_url: str = "https://clever.com"
+    clever_page_size: int = Field(default=10000, ge=1, le=10000)
+    clever_timeout_seconds: float = Field(default=30.0, gt=0)
+    clever_max_retries: int = Field(default=6, ge=0, le=20)
+    clever_requests_per_minute: int = Field(default=1200, ge=1)
+
+    sync_full_cron: str = "0 3 * * *"
+    sync_events_interval_seconds: int = Field(default=300, ge=30, le=86400)
+
+    log_level: LogLevel = LogLevel.INFO
+    sensitive_fields_enabled: bool = Field(
+        default=False,
+        description="Store and serve iep/ell/frl/504/gifted/disability fields "
+        "(a district's own flag overrides this).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0]
+        if scheme not in {"postgresql", "postgres", "postgresql+asyncpg"}:
+            raise ValueError("must start with postgresql:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("clever_api_base_url", "clever_oauth_base_url")
+    @classmethod
+    def _check_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("clever_district_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("sync_full_cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        parse_cron(value)
+        return value
+
+    @property
+    def sqlalchemy_database_url(self) -> str:
+        """The database URL in the form SQLAlchemy's asyncpg dialect wants."""
+        return to_sqlalchemy_url(self.require_database_url())
+
+    @property
+    def asyncpg_database_url(self) -> str:
+        """The database URL in the form asyncpg's `connect()` wants."""
+        return to_asyncpg_url(self.require_database_url())
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise SettingsError("DATABASE_URL is not set and no embedded Postgres was started")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if self.redis_url is None:
+            raise SettingsError("REDIS_URL is not set and no embedded Redis was started")
+        return self.redis_url
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+asyncpg://{rest}" if scheme != "postgresql+asyncpg" else url
+
+
+def to_asyncpg_url(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning a validation failure into one readable `SettingsError`.
+
+    The message names each offending environment variable, e.g.
+    `invalid setting CLEVER_API_VERSION: Input should be 'v3.0' or 'v3.1'`.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error["loc"] else "?"
+            problems.append(f"invalid setting {variable}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
