@@ -1,0 +1,438 @@
+"""The mirror schema: SQLModel tables for Clever's records, their links, runs and keys.
+
+Design rules (SPEC M1, M4, M5):
+
+* Only `id` and `district_id` are required on a mirrored record. Every other column is
+  nullable `text` (any length, any UTF-8), and the record as Clever sent it is kept in `raw`.
+* Clever ids are globally unique ObjectIds, so `id` alone is the primary key; `district_id`
+  scopes every query the API runs.
+* Foreign keys: mirrored records reference `districts` only, because a sync always stores
+  the district before anything in it. Nothing else is a foreign key: Clever routinely
+  references students, teachers, terms and courses it did not share (or deleted), and the
+  mirror must store such a section and warn instead of failing the sync. Links therefore
+  point at ids that may not exist; readers join and skip what is missing.
+* Nothing is hard-deleted. `deleted_at` marks a record Clever no longer shares; a record that
+  comes back is restored by clearing it. Enrollments keep history with `started_at` and
+  `ended_at` instead, because a student may leave and rejoin a section.
+* `content_hash` is a digest of the normalized columns, so a re-sync can find changed rows
+  set-wise (anti-join on `(id, content_hash)`) instead of probing every row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlmodel import Field, SQLModel
+
+# Deterministic constraint names, so Alembic can find (and drop) what it created.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def _text(**kwargs: Any) -> Any:
+    return Field(default=None, sa_type=Text, **kwargs)
+
+
+def _timestamp(*, required: bool = False) -> Any:
+    kwargs: dict[str, Any] = {}
+    if required:
+        kwargs |= {"server_default": func.now(), "nullable": False}
+    return Field(default=None, sa_type=DateTime(timezone=True), sa_column_kwargs=kwargs)
+
+
+def _jsonb(*, required: bool = False) -> Any:
+    kwargs: dict[str, Any] = {}
+    if required:
+        kwargs |= {"server_default": text("'{}'::jsonb"), "nullable": False}
+    return Field(default=None, sa_type=JSONB, sa_column_kwargs=kwargs)
+
+
+def _district_fk() -> Any:
+    return Field(
+        sa_type=Text,
+        sa_column_args=[ForeignKey("districts.id")],
+        sa_column_kwargs={"nullable": False},
+    )
+
+
+class LifecycleColumns(SQLModel):
+    """Bookkeeping every mirrored record carries."""
+
+    source_last_modified: datetime | None = _timestamp()
+    first_seen_at: datetime | None = _timestamp(required=True)
+    updated_at: datetime | None = _timestamp(required=True)
+    deleted_at: datetime | None = _timestamp()
+    content_hash: bytes | None = Field(default=None, sa_type=LargeBinary)
+    raw: dict[str, Any] | None = _jsonb(required=True)
+
+
+class LinkLifecycleColumns(SQLModel):
+    """Bookkeeping of a link derived from a record (a section's teachers, a user's schools).
+
+    Links have no raw JSON or `last_modified` of their own: they are facts of the record
+    that lists them and change when it does.
+    """
+
+    first_seen_at: datetime | None = _timestamp(required=True)
+    updated_at: datetime | None = _timestamp(required=True)
+    deleted_at: datetime | None = _timestamp()
+
+
+class District(LifecycleColumns, table=True):
+    """A Clever district, plus where the service is in syncing it."""
+
+    __tablename__ = "districts"
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    name: str | None = _text()
+    state: str | None = _text()
+    sis_type: str | None = _text()
+    nces_id: str | None = _text()
+    mdr_number: str | None = _text()
+    portal_url: str | None = _text()
+    last_clever_sync: datetime | None = _timestamp()
+    sensitive_fields_enabled: bool | None = Field(default=None, sa_type=Boolean)
+    # Sync cursors: the newest Clever event applied, and the last runs that completed.
+    events_cursor: str | None = _text()
+    events_cursor_at: datetime | None = _timestamp()
+    last_full_sync_at: datetime | None = _timestamp()
+    last_full_sync_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    last_incremental_sync_at: datetime | None = _timestamp()
+
+
+class School(LifecycleColumns, table=True):
+    __tablename__ = "schools"
+    __table_args__ = (Index(None, "district_id", "id"),)
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    name: str | None = _text()
+    school_number: str | None = _text()
+    sis_id: str | None = _text()
+    state_id: str | None = _text()
+    nces_id: str | None = _text()
+    mdr_number: str | None = _text()
+    low_grade: str | None = _text()
+    high_grade: str | None = _text()
+    phone: str | None = _text()
+    principal_name: str | None = _text()
+    principal_email: str | None = _text()
+    address: str | None = _text()
+    city: str | None = _text()
+    state: str | None = _text()
+    zip: str | None = _text()
+
+
+class Term(LifecycleColumns, table=True):
+    __tablename__ = "terms"
+    __table_args__ = (Index(None, "district_id", "start_date"),)
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    name: str | None = _text()
+    start_date: date | None = Field(default=None, sa_type=Date)
+    end_date: date | None = Field(default=None, sa_type=Date)
+
+
+class Course(LifecycleColumns, table=True):
+    __tablename__ = "courses"
+    __table_args__ = (Index(None, "district_id", "id"),)
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    name: str | None = _text()
+    number: str | None = _text()
+
+
+class User(LifecycleColumns, table=True):
+    """Any Clever user: student, teacher, staff, district admin or contact (or several).
+
+    Columns hold what the API filters or shows; role details beyond them stay in `roles`
+    (the normalized role objects) and `raw`. Sensitive student fields live in `sensitive`
+    and are only written for districts where they are enabled (SPEC E4).
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        Index(None, "district_id", "id"),
+        Index(None, "email_normalized"),
+        Index("ix_users_roles", "roles", postgresql_using="gin"),
+    )
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    roles: list[str] | None = Field(
+        default=None,
+        sa_type=ARRAY(Text),
+        sa_column_kwargs={"server_default": text("'{}'::text[]"), "nullable": False},
+    )
+    name_first: str | None = _text()
+    name_middle: str | None = _text()
+    name_last: str | None = _text()
+    preferred_first_name: str | None = _text()
+    email: str | None = _text()
+    email_normalized: str | None = _text()
+    email_valid: bool | None = Field(default=None, sa_type=Boolean)
+    primary_school_id: str | None = _text()
+    sis_id: str | None = _text()
+    state_id: str | None = _text()
+    student_number: str | None = _text()
+    teacher_number: str | None = _text()
+    staff_number: str | None = _text()
+    title: str | None = _text()
+    grade: str | None = _text()
+    # Position of `grade` in Clever's ordered grade list, for sorting and ranges.
+    grade_level: int | None = Field(default=None, sa_type=SmallInteger)
+    graduation_year: int | None = Field(default=None, sa_type=SmallInteger)
+    dob: date | None = Field(default=None, sa_type=Date)
+    gender: str | None = _text()
+    phone: str | None = _text()
+    role_details: dict[str, Any] | None = _jsonb()
+    sensitive: dict[str, Any] | None = _jsonb()
+
+
+class UserSchool(LinkLifecycleColumns, table=True):
+    """A user's link to a school in one role; `is_primary` marks Clever's `school`."""
+
+    __tablename__ = "user_schools"
+    __table_args__ = (Index(None, "school_id", "role", "user_id"),)
+
+    user_id: str = Field(sa_type=Text, primary_key=True)
+    role: str = Field(sa_type=Text, primary_key=True)
+    school_id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    is_primary: bool = Field(
+        default=False,
+        sa_type=Boolean,
+        sa_column_kwargs={"server_default": text("false"), "nullable": False},
+    )
+
+
+class Section(LifecycleColumns, table=True):
+    __tablename__ = "sections"
+    __table_args__ = (
+        Index(None, "district_id", "id"),
+        Index(None, "term_id"),
+        Index(None, "course_id"),
+        Index(None, "school_id", "term_id"),
+    )
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    school_id: str | None = _text()
+    course_id: str | None = _text()
+    term_id: str | None = _text()
+    name: str | None = _text()
+    # `name` when Clever has one, else generated from course, period and teacher (SPEC M2).
+    display_name: str | None = _text()
+    period: str | None = _text()
+    section_number: str | None = _text()
+    sis_id: str | None = _text()
+    subject: str | None = _text()
+    grade: str | None = _text()
+    grade_level: int | None = Field(default=None, sa_type=SmallInteger)
+    primary_teacher_id: str | None = _text()
+
+
+class SectionTeacher(LinkLifecycleColumns, table=True):
+    """A teacher of a section: position 0 is the primary teacher, co-teachers follow in order."""
+
+    __tablename__ = "section_teachers"
+    __table_args__ = (Index(None, "teacher_id", "section_id"),)
+
+    section_id: str = Field(sa_type=Text, primary_key=True)
+    teacher_id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    position: int = Field(sa_type=SmallInteger, sa_column_kwargs={"nullable": False})
+    is_primary: bool = Field(
+        default=False,
+        sa_type=Boolean,
+        sa_column_kwargs={"server_default": text("false"), "nullable": False},
+    )
+
+
+class Enrollment(SQLModel, table=True):
+    """A student's membership of a section over time.
+
+    One row per stay: leaving sets `ended_at`, rejoining starts a new row, so history
+    survives section roll-over (SPEC M5). At most one open row per (section, student).
+    """
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index(
+            "uq_enrollments_open",
+            "section_id",
+            "student_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index(None, "student_id", "section_id"),
+        Index(None, "district_id"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+        primary_key=True,
+    )
+    section_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    student_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    district_id: str = _district_fk()
+    started_at: datetime | None = _timestamp(required=True)
+    ended_at: datetime | None = _timestamp()
+
+
+class ContactRelationship(LinkLifecycleColumns, table=True):
+    """A contact's relationship to a student (`Parent`, `Emergency`, or anything Clever sends)."""
+
+    __tablename__ = "contact_relationships"
+    __table_args__ = (Index(None, "student_id", "contact_id"),)
+
+    contact_id: str = Field(sa_type=Text, primary_key=True)
+    student_id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = _district_fk()
+    relationship: str | None = _text()
+    type: str | None = _text()
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of one district (SPEC M10). Not tied to `districts` by a foreign key: a run
+    may be queued for a district the mirror has never seen."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint("mode IN ('full', 'incremental')", name="mode"),
+        CheckConstraint("trigger IN ('schedule', 'api', 'cli', 'webhook')", name="trigger"),
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'held', 'rejected',"
+            " 'coalesced')",
+            name="status",
+        ),
+        Index(None, "district_id", "created_at"),
+        Index(None, "status"),
+    )
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        sa_type=UUID(as_uuid=True),
+        primary_key=True,
+    )
+    district_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    mode: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    trigger: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    status: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    created_at: datetime | None = _timestamp(required=True)
+    started_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
+    counts: dict[str, Any] | None = _jsonb(required=True)
+    progress: dict[str, Any] | None = _jsonb(required=True)
+    warnings_count: int = Field(
+        default=0,
+        sa_type=Integer,
+        sa_column_kwargs={"server_default": text("0"), "nullable": False},
+    )
+    clever_requests: int = Field(
+        default=0,
+        sa_type=Integer,
+        sa_column_kwargs={"server_default": text("0"), "nullable": False},
+    )
+    error: str | None = _text()
+    held_reason: str | None = _text()
+    decided_at: datetime | None = _timestamp()
+    decided_by: str | None = _text()
+
+
+class DataWarning(SQLModel, table=True):
+    """A problem found in a district's data (SPEC M3).
+
+    One row per (district, entity, record, field, code); it stays open while syncs keep
+    seeing the problem and gets `resolved_at` when a sync no longer does.
+    """
+
+    __tablename__ = "data_warnings"
+    __table_args__ = (
+        UniqueConstraint(
+            "district_id",
+            "entity",
+            "record_id",
+            "field",
+            "code",
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index(None, "district_id", "code", "resolved_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+        primary_key=True,
+    )
+    district_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    entity: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    record_id: str | None = _text()
+    field: str | None = _text()
+    code: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    detail: str | None = _text()
+    first_seen_at: datetime | None = _timestamp(required=True)
+    last_seen_at: datetime | None = _timestamp(required=True)
+    first_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    last_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    resolved_at: datetime | None = _timestamp()
+
+
+class ApiKey(SQLModel, table=True):
+    """A consumer's API key. Only a SHA-256 digest of the secret is stored (SPEC A5)."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        sa_type=UUID(as_uuid=True),
+        primary_key=True,
+    )
+    name: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # The first characters of the key, shown in listings so a key can be recognised.
+    prefix: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    secret_hash: bytes = Field(
+        sa_type=LargeBinary, sa_column_kwargs={"nullable": False, "unique": True}
+    )
+    scopes: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(Text),
+        sa_column_kwargs={"nullable": False},
+    )
+    # None: every district; otherwise the only districts the key may see.
+    district_ids: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
+    created_at: datetime | None = _timestamp(required=True)
+    last_used_at: datetime | None = _timestamp()
+    revoked_at: datetime | None = _timestamp()
