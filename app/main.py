@@ -1,0 +1,65 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.api import health
+from app.api.problems import install_problem_handlers
+from app.db import create_engine, create_sessionmaker
+from app.observability.metrics import MetricsMiddleware
+from app.redis import create_redis
+from app.settings import Settings, load_settings
+
+
+class AppState(TypedDict):
+    """What lifespan builds once per process; endpoints reach it as `request.state.<key>`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. Settings are read now (a bad value fails here, naming the variable);
+    connections are opened in lifespan."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
+        engine = create_engine(settings)
+        redis = create_redis(settings)
+        try:
+            yield {
+                "settings": settings,
+                "engine": engine,
+                "sessionmaker": create_sessionmaker(engine),
+                "redis": redis,
+            }
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Roster mirror",
+        version="1.0.0",
+        summary="School-agnostic roster data mirrored from Clever.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,110 @@
+"""Health endpoints and problem+json errors of the running app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.settings import Settings
+
+PROBLEM = "application/problem+json"
+
+
+async def test_healthz(api_client: httpx.AsyncClient) -> None:
+    response = await api_client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_with_both_servers_up(api_client: httpx.AsyncClient) -> None:
+    response = await api_client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+async def _client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("override", "failing"),
+    [
+        ({"database_url": "postgresql://postgres@127.0.0.1:1/nowhere"}, "postgres"),
+        ({"redis_url": "redis://127.0.0.1:1/0"}, "redis"),
+    ],
+)
+async def test_readyz_503_when_a_server_is_unreachable(
+    settings: Settings, override: dict[str, str], failing: str
+) -> None:
+    app = create_app(settings.model_copy(update=override))
+    async for client in _client_for(app):
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM
+        body = response.json()
+        assert body["status"] == 503
+        assert body["checks"][failing].startswith("error")
+        healthy = {"postgres", "redis"} - {failing}
+        assert all(body["checks"][name] == "ok" for name in healthy)
+
+
+async def test_unknown_route_is_problem_json(api_client: httpx.AsyncClient) -> None:
+    response = await api_client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "instance": "/v1/nothing-here",
+    }
+
+
+async def test_wrong_method_is_problem_json(api_client: httpx.AsyncClient) -> None:
+    response = await api_client.delete("/healthz")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["title"] == "Method Not Allowed"
+
+
+async def test_validation_and_unexpected_errors_are_problem_json(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/test/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    @app.get("/test/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    async for client in _client_for(app):
+        invalid = await client.get("/test/items/abc")
+        assert invalid.status_code == 422
+        assert invalid.headers["content-type"] == PROBLEM
+        assert invalid.json()["errors"][0]["loc"] == ["path", "item_id"]
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as raw_client:
+            failed = await raw_client.get("/test/boom")
+        assert failed.status_code == 500
+        assert failed.headers["content-type"] == PROBLEM
+        assert "secret internals" not in failed.text
+
+
+async def test_metrics_count_requests_by_route(api_client: httpx.AsyncClient) -> None:
+    await api_client.get("/healthz")
+    response = await api_client.get("/metrics")
+    assert response.status_code == 200
+    assert 'roster_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
