@@ -1,0 +1,71 @@
+"""The arq worker: its settings, start-up and shutdown.
+
+Run it with `roster worker`; `roster worker --check` (or `arq workers.main.WorkerSettings
+--check`) answers whether a worker on this Redis reported itself alive recently.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, TypedDict
+
+import orjson
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import create_engine, create_sessionmaker
+from app.redis import redis_settings
+from app.settings import Settings, load_settings
+from workers import jobs
+
+QUEUE_NAME = "roster:queue"
+HEALTH_CHECK_INTERVAL_SECONDS = 10
+
+# Jobs travel as JSON, not pickle: they carry ids only, and any process may read them.
+serialize_job = functools.partial(orjson.dumps, default=repr)
+deserialize_job = orjson.loads
+
+
+class WorkerContext(TypedDict):
+    """What every job receives as `ctx` (arq adds `redis`, `job_id` and `job_try`)."""
+
+    redis: ArqRedis
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """arq's worker configuration for these settings."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings, pool_size=5)
+        ctx.update(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        engine: AsyncEngine | None = ctx.get("engine")
+        if engine is not None:
+            await engine.dispose()
+
+    return {
+        "functions": jobs.FUNCTIONS,
+        "cron_jobs": jobs.cron_jobs(settings),
+        "queue_name": QUEUE_NAME,
+        "redis_settings": redis_settings(settings),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "job_serializer": serialize_job,
+        "job_deserializer": deserialize_job,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
+        "max_jobs": 4,
+        "job_timeout": 6 * 3600,
+        "keep_result": 24 * 3600,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # `arq workers.main.WorkerSettings` reads the class at import; build it from the
+    # environment only when asked, so importing this module opens nothing and reads nothing.
+    if name == "WorkerSettings":
+        return type("WorkerSettings", (object,), worker_settings(load_settings()))
+    raise AttributeError(name)
