@@ -119,12 +119,25 @@ class District(LifecycleColumns, table=True):
     portal_url: str | None = _text()
     last_clever_sync: datetime | None = _timestamp()
     sensitive_fields_enabled: bool | None = Field(default=None, sa_type=Boolean)
-    # Sync cursors: the newest Clever event applied, and the last runs that completed.
+
+
+class DistrictSyncState(SQLModel, table=True):
+    """Where the service is in syncing a district: its cursors.
+
+    Kept apart from `districts` so that a sync of unchanged data writes no row of mirrored
+    data (SPEC M7) while the cursors still move.
+    """
+
+    __tablename__ = "district_sync_state"
+
+    district_id: str = Field(sa_type=Text, primary_key=True)
+    # The newest Clever event applied; incremental syncs continue after it.
     events_cursor: str | None = _text()
     events_cursor_at: datetime | None = _timestamp()
     last_full_sync_at: datetime | None = _timestamp()
     last_full_sync_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
     last_incremental_sync_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp(required=True)
 
 
 class School(LifecycleColumns, table=True):
@@ -375,7 +388,8 @@ class DataWarning(SQLModel, table=True):
     """A problem found in a district's data (SPEC M3).
 
     One row per (district, entity, record, field, code); it stays open while syncs keep
-    seeing the problem and gets `resolved_at` when a sync no longer does.
+    seeing the problem and gets `resolved_at` when a sync no longer does. A sync that finds
+    the same problems again writes nothing.
     """
 
     __tablename__ = "data_warnings"
@@ -404,10 +418,9 @@ class DataWarning(SQLModel, table=True):
     code: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
     detail: str | None = _text()
     first_seen_at: datetime | None = _timestamp(required=True)
-    last_seen_at: datetime | None = _timestamp(required=True)
     first_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
-    last_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
     resolved_at: datetime | None = _timestamp()
+    resolved_run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
 
 
 class ApiKey(SQLModel, table=True):

@@ -29,6 +29,7 @@ def test_upgrade_downgrade_upgrade_and_no_drift(server_database_url: str) -> Non
         tables = asyncio.run(_tables(url))
         assert {
             "districts",
+            "district_sync_state",
             "schools",
             "users",
             "user_schools",

@@ -1,8 +1,11 @@
 """mirror schema
 
-Revision ID: 543599052f1d
+The mirror tables, sync bookkeeping, data warnings and API keys, and the `roster_staging`
+schema where sync runs stage what they fetched (unlogged tables, one set per run).
+
+Revision ID: e4c7c91b318d
 Revises:
-Create Date: 2026-11-25 14:59:16.394364+00:00
+Create Date: 2026-11-25 15:07:39.967548+00:00
 """
 
 from collections.abc import Sequence
@@ -11,13 +14,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "543599052f1d"
+revision: str = "e4c7c91b318d"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.execute("CREATE SCHEMA IF NOT EXISTS roster_staging")
     op.create_table(
         "api_keys",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -52,15 +56,9 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "last_seen_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
         sa.Column("first_run_id", sa.UUID(), nullable=True),
-        sa.Column("last_run_id", sa.UUID(), nullable=True),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_run_id", sa.UUID(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_warnings")),
         sa.UniqueConstraint(
             "district_id",
@@ -77,6 +75,22 @@ def upgrade() -> None:
         "data_warnings",
         ["district_id", "code", "resolved_at"],
         unique=False,
+    )
+    op.create_table(
+        "district_sync_state",
+        sa.Column("district_id", sa.Text(), nullable=False),
+        sa.Column("events_cursor", sa.Text(), nullable=True),
+        sa.Column("events_cursor_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_full_sync_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_full_sync_run_id", sa.UUID(), nullable=True),
+        sa.Column("last_incremental_sync_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("district_id", name=op.f("pk_district_sync_state")),
     )
     op.create_table(
         "districts",
@@ -110,11 +124,6 @@ def upgrade() -> None:
         sa.Column("portal_url", sa.Text(), nullable=True),
         sa.Column("last_clever_sync", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sensitive_fields_enabled", sa.Boolean(), nullable=True),
-        sa.Column("events_cursor", sa.Text(), nullable=True),
-        sa.Column("events_cursor_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_full_sync_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_full_sync_run_id", sa.UUID(), nullable=True),
-        sa.Column("last_incremental_sync_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_districts")),
     )
     op.create_table(
@@ -569,6 +578,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_sync_runs_district_id_created_at"), table_name="sync_runs")
     op.drop_table("sync_runs")
     op.drop_table("districts")
+    op.drop_table("district_sync_state")
     op.drop_index(op.f("ix_data_warnings_district_id_code_resolved_at"), table_name="data_warnings")
     op.drop_table("data_warnings")
     op.drop_table("api_keys")
+    op.execute("DROP SCHEMA IF EXISTS roster_staging CASCADE")
