@@ -1,0 +1,1 @@
+"""Integration tests of the Clever sandbox over real HTTP on loopback."""

@@ -1,0 +1,1 @@
+"""Unit tests of the Clever sandbox (no I/O)."""
