@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,14 +10,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
 from rich.console import Console
+from rich.progress import TaskID
 
 from app.settings import Settings, SettingsError, load_settings
+from app.sync.full import SyncOutcome
+from app.sync.runs import RunMode, RunStatus, RunTrigger
+from app.sync.service import SyncDeps
 
 cli = typer.Typer(
     help="Roster mirror: Clever roster data in Postgres, served as a school-agnostic API.",
@@ -103,6 +109,123 @@ def worker(
 
 
 @cli.command()
+def sync(
+    target: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="DISTRICT_ID to sync, or `approve RUN_ID` / `reject RUN_ID` for a held run.",
+            show_default=False,
+        ),
+    ] = None,
+    all_districts: Annotated[
+        bool, typer.Option("--all", help="Sync every district a token serves.")
+    ] = False,
+    mode: Annotated[RunMode, typer.Option(help="full or incremental.")] = RunMode.FULL,
+) -> None:
+    """Sync districts in this process (no worker or Redis needed), with progress bars."""
+    words = target or []
+    if words[:1] in (["approve"], ["reject"]) and len(words) == 2:
+        raise typer.Exit(asyncio.run(_decide(_settings(), words[1], approve=words[0] == "approve")))
+    if all_districts == bool(words) or len(words) > 1:
+        console.print("give one DISTRICT_ID, or --all, or `approve|reject RUN_ID`")
+        raise typer.Exit(2)
+    raise typer.Exit(asyncio.run(_sync(_settings(), words[0] if words else None, mode)))
+
+
+async def _sync(settings: Settings, district_id: str | None, mode: RunMode) -> int:
+    from app.mirror.pg import create_pool
+    from app.sync.tokens import DistrictTokens
+
+    pool = await create_pool(settings)
+    try:
+        deps = SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings))
+        district_ids = [district_id] if district_id else await deps.tokens.district_ids()
+        if not district_ids:
+            console.print("[red]no district: configure CLEVER_DISTRICT_TOKENS or a client id[/red]")
+            return 1
+        exit_code = 0
+        for current in district_ids:
+            outcome = await _sync_with_progress(deps, current, mode)
+            exit_code = max(exit_code, _report(current, outcome))
+        return exit_code
+    finally:
+        await pool.close()
+
+
+async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -> SyncOutcome:
+    """One district's sync, with a progress line per collection."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from app.sync.service import sync_district
+
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} records"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+
+        def on_progress(collection: str, pages: int, records: int) -> None:
+            if collection not in tasks:
+                tasks[collection] = progress.add_task(
+                    f"{district_id} {collection}", total=None, pages=0
+                )
+            progress.update(tasks[collection], completed=records, pages=pages)
+
+        return await sync_district(
+            deps, district_id, mode=mode, trigger=RunTrigger.CLI, on_progress=on_progress
+        )
+
+
+def _report(district_id: str, outcome: SyncOutcome) -> int:
+    """Print how a run ended; the exit code for it (held runs need a decision: 3)."""
+    label = f"district {district_id} run {outcome.run_id}"
+    if outcome.status is RunStatus.SUCCEEDED:
+        console.print(f"[green]{label} succeeded[/green], {outcome.warnings} data warnings")
+        for entity, counts in outcome.counts.items():
+            console.print(f"  {entity}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+    if outcome.status is RunStatus.COALESCED:
+        console.print(f"[yellow]{label}: another sync of this district is running[/yellow]")
+        return 0
+    if outcome.status is RunStatus.HELD:
+        console.print(f"[yellow]{label} held:[/yellow] {outcome.held_reason}")
+        console.print(f"  apply it with `roster sync approve {outcome.run_id}`")
+        return 3
+    console.print(f"[red]{label} failed:[/red] {outcome.error}")
+    return 1
+
+
+async def _decide(settings: Settings, run_id: str, *, approve: bool) -> int:
+    import uuid
+
+    from app.mirror.pg import create_pool
+    from app.sync.full import SyncError, decide_held_run
+    from app.sync.tokens import DistrictTokens
+
+    try:
+        parsed = uuid.UUID(run_id)
+    except ValueError:
+        console.print(f"[red]not a run id: {run_id}[/red]")
+        return 2
+    pool = await create_pool(settings)
+    try:
+        deps = SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings))
+        outcome = await decide_held_run(
+            pool, parsed, approve=approve, decided_by="cli", options=deps.options
+        )
+    except SyncError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    finally:
+        await pool.close()
+    console.print(f"run {run_id} {outcome.status.value}")
+    return 0
+
+
+@cli.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where the document lives.")] = Path(
         "openapi/openapi.json"
@@ -126,6 +249,53 @@ def openapi(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document)
     console.print(f"wrote {output}")
+
+
+class SandboxSize(StrEnum):
+    TINY = "tiny"
+    S = "S"
+    M = "M"
+    L = "L"
+    XL = "XL"
+
+
+@cli.command()
+def sandbox(
+    size: Annotated[SandboxSize, typer.Option(help="District size (SPEC section 6).")] = (
+        SandboxSize.S
+    ),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    seed: Annotated[int, typer.Option(help="Generator seed (district k uses seed + k).")] = 1,
+    districts: Annotated[int, typer.Option(help="How many districts to serve.")] = 1,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
+    rate_limit_every: Annotated[int, typer.Option(help="Answer 429 every N requests.")] = 0,
+    error_every: Annotated[int, typer.Option(help="Answer 5xx every N requests.")] = 0,
+    truncate_every: Annotated[int, typer.Option(help="Truncate every Nth body.")] = 0,
+    drop_every: Annotated[int, typer.Option(help="Drop every Nth connection.")] = 0,
+    no_events: Annotated[
+        bool, typer.Option("--no-events", help="Answer /events with 403.")
+    ] = False,
+) -> None:
+    """Serve a fake Clever v3 API with generated districts; prints the URL and tokens."""
+    from sandbox.faults import FaultConfig
+    from sandbox.server import serve
+
+    serve(
+        size=size.value,
+        host=host,
+        port=port,
+        seed=seed,
+        districts=districts,
+        events_enabled=not no_events,
+        faults=FaultConfig(
+            latency_ms=latency_ms,
+            rate_limit_every=rate_limit_every,
+            error_every=error_every,
+            truncate_every=truncate_every,
+            drop_every=drop_every,
+        ),
+    )
 
 
 @dev_services_cli.command("up")
