@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     clever_requests_per_minute: int = Field(default=1200, ge=1)
 
     sync_full_cron: str = "0 3 * * *"
+    sync_max_deactivate_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
     sync_events_interval_seconds: int = Field(default=300, ge=30, le=86400)
 
     log_level: LogLevel = LogLevel.INFO

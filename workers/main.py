@@ -14,12 +14,17 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
+from app.mirror.pg import create_pool
 from app.redis import redis_settings
 from app.settings import Settings, load_settings
+from app.sync.service import SyncDeps
+from app.sync.tokens import DistrictTokens
 from workers import jobs
 
 QUEUE_NAME = "roster:queue"
 HEALTH_CHECK_INTERVAL_SECONDS = 10
+# Syncs running at once in one worker process; more workers scale out across machines.
+MAX_JOBS = 4
 
 # Jobs travel as JSON, not pickle: they carry ids only, and any process may read them.
 serialize_job = functools.partial(orjson.dumps, default=repr)
@@ -33,6 +38,7 @@ class WorkerContext(TypedDict):
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    sync: SyncDeps
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -40,9 +46,18 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings, pool_size=5)
-        ctx.update(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+        pool = await create_pool(settings, max_size=2 * MAX_JOBS + 2)
+        ctx.update(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            sync=SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings)),
+        )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        sync: SyncDeps | None = ctx.get("sync")
+        if sync is not None:
+            await sync.pool.close()
         engine: AsyncEngine | None = ctx.get("engine")
         if engine is not None:
             await engine.dispose()
@@ -57,7 +72,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_serializer": serialize_job,
         "job_deserializer": deserialize_job,
         "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
-        "max_jobs": 4,
+        "max_jobs": MAX_JOBS,
         "job_timeout": 6 * 3600,
         "keep_result": 24 * 3600,
     }

@@ -378,6 +378,8 @@ class SyncRun(SQLModel, table=True):
         sa_type=Integer,
         sa_column_kwargs={"server_default": text("0"), "nullable": False},
     )
+    # Clever's newest event when the run began: where incremental syncs continue after it.
+    events_cursor: str | None = _text()
     error: str | None = _text()
     held_reason: str | None = _text()
     decided_at: datetime | None = _timestamp()

@@ -155,6 +155,7 @@ def upgrade() -> None:
         ),
         sa.Column("warnings_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("clever_requests", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("events_cursor", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("held_reason", sa.Text(), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),

@@ -1,0 +1,602 @@
+"""Apply a staged batch to the live tables with set-based SQL (SPEC M4, M5, M7).
+
+One set of merge rules serves both a full sync (the batch is the whole district; anything
+absent is deleted) and an incremental one (the batch is the records some events touched plus
+the ids they deleted). The caller runs `apply_batch` inside one transaction, so readers see
+all of a batch or none of it.
+
+Rules:
+* Records: staged rows whose `content_hash` matches an active live row are skipped without a
+  write (a hash anti-join, not a probe per row); the rest are upserted, unless the live row
+  has a newer `last_modified`. Deleted ids get `deleted_at`; a record that comes back is
+  restored.
+* Links (a section's teachers and students, a user's schools, a contact's students) are
+  facts of the record that lists them: for every record in the batch (or deleted by it) the
+  live links become exactly the staged ones. Links to records the mirror does not have are
+  skipped with a warning.
+* Enrollments keep history: a new one starts a row, a vanished one gets `ended_at`.
+* Warnings: new ones are inserted, changed ones updated, and open ones the batch no longer
+  sees (within what it covers) resolved. Nothing is written for warnings seen again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from app.mirror.staging import ENTITY_KINDS, Staging
+
+# Entities in the order they are merged: what others reference comes first.
+ENTITY_ORDER = ("districts", "schools", "terms", "courses", "users", "sections")
+
+# How many ids a warning's detail lists before summarising the rest.
+DETAIL_IDS = 10
+
+
+@dataclass
+class EntityCounts:
+    created: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class BatchCounts:
+    """What applying a batch changed, per entity and link table."""
+
+    entities: dict[str, EntityCounts] = field(default_factory=dict)
+    links: dict[str, EntityCounts] = field(default_factory=dict)
+    warnings_opened: int = 0
+    warnings_resolved: int = 0
+    # Distinct problems the batch found, new or already known.
+    warnings_seen: int = 0
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        result = {name: vars(counts) for name, counts in self.entities.items()}
+        result |= {name: vars(counts) for name, counts in self.links.items()}
+        result["data_warnings"] = {
+            "opened": self.warnings_opened,
+            "resolved": self.warnings_resolved,
+        }
+        return result
+
+
+@dataclass(frozen=True)
+class Deactivations:
+    """How many active users and sections a full batch would deactivate, of how many."""
+
+    users: int
+    active_users: int
+    sections: int
+    active_sections: int
+
+    def exceeds(self, max_ratio: float) -> bool:
+        return any(
+            active > 0 and removed / active > max_ratio
+            for removed, active in (
+                (self.users, self.active_users),
+                (self.sections, self.active_sections),
+            )
+        )
+
+
+async def prepare(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, *, full: bool
+) -> None:
+    """Dedupe staged records and, for a full batch, stage every absent record as deleted.
+
+    Must run before `deactivations` and `apply_batch`, in the same transaction.
+    """
+    if full:
+        # A full batch compares whole tables: hash joins over everything beat per-row index
+        # probes, and the planner must not gamble on a nested loop because the live tables'
+        # statistics are stale (they often are right after a big sync). Hashes need memory.
+        await connection.execute("SET LOCAL enable_nestloop = off")
+        await connection.execute("SET LOCAL work_mem = '256MB'")
+    await staging.analyze(connection)
+    for entity in ENTITY_ORDER:
+        await _dedupe(connection, staging, entity)
+    if full:
+        for entity in ENTITY_ORDER[1:]:
+            await connection.execute(
+                f"""
+                INSERT INTO {staging.table("deletions")} (entity, id)
+                SELECT '{entity}', t.id FROM {entity} t
+                WHERE t.district_id = $1 AND t.deleted_at IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM {staging.table(entity)} s WHERE s.id = t.id)
+                """,
+                district_id,
+            )
+        await connection.execute(f"ANALYZE {staging.table('deletions')}")
+
+
+async def _dedupe(connection: asyncpg.Connection, staging: Staging, entity: str) -> None:
+    """Keep one staged row per id (the newest), warning about the rest.
+
+    Clever should never list a record twice, but if it does the upsert must not see it twice.
+    """
+    table = staging.table(entity)
+    duplicates = await connection.fetch(
+        f"SELECT id, count(*) AS copies FROM {table} GROUP BY id HAVING count(*) > 1"
+    )
+    if not duplicates:
+        return
+    await connection.execute(
+        f"""
+        DELETE FROM {table} s USING (
+            SELECT ctid, row_number() OVER (
+                PARTITION BY id ORDER BY source_last_modified DESC NULLS LAST, ctid DESC
+            ) AS rank
+            FROM {table}
+        ) ranked
+        WHERE s.ctid = ranked.ctid AND ranked.rank > 1
+        """
+    )
+    await connection.executemany(
+        f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
+        " VALUES ($1, $2, 'id', 'duplicate_record', $3)",
+        [(entity, row["id"], f"listed {row['copies']} times") for row in duplicates],
+    )
+
+
+async def deactivations(
+    connection: asyncpg.Connection, staging: Staging, district_id: str
+) -> Deactivations:
+    """What a prepared batch would deactivate, for the mass-change guard (SPEC M9)."""
+    row = await connection.fetchrow(
+        f"""
+        SELECT
+            (SELECT count(*) FROM {staging.table("deletions")} d
+              JOIN users t ON t.id = d.id WHERE d.entity = 'users'
+              AND t.deleted_at IS NULL) AS users,
+            (SELECT count(*) FROM users WHERE district_id = $1 AND deleted_at IS NULL)
+              AS active_users,
+            (SELECT count(*) FROM {staging.table("deletions")} d
+              JOIN sections t ON t.id = d.id WHERE d.entity = 'sections'
+              AND t.deleted_at IS NULL) AS sections,
+            (SELECT count(*) FROM sections WHERE district_id = $1 AND deleted_at IS NULL)
+              AS active_sections
+        """,
+        district_id,
+    )
+    assert row is not None
+    return Deactivations(
+        users=row["users"],
+        active_users=row["active_users"],
+        sections=row["sections"],
+        active_sections=row["active_sections"],
+    )
+
+
+async def apply_batch(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    district_id: str,
+    run_id: uuid.UUID,
+    *,
+    full: bool,
+) -> BatchCounts:
+    """Merge a prepared batch into the live tables. Call inside the caller's transaction."""
+    counts = BatchCounts()
+    for entity in ENTITY_ORDER:
+        counts.entities[entity] = await _merge_entity(connection, staging, entity, district_id)
+        counts.entities[entity].deactivated = await _deactivate(
+            connection, staging, entity, district_id
+        )
+    await _refresh_section_display_names(connection, district_id)
+    await _stage_reference_warnings(connection, staging, district_id, full=full)
+    counts.links["user_schools"] = await _merge_user_schools(connection, staging, district_id, full)
+    counts.links["contact_relationships"] = await _merge_contacts(
+        connection, staging, district_id, full
+    )
+    counts.links["section_teachers"] = await _merge_section_teachers(
+        connection, staging, district_id, full
+    )
+    counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id, full)
+    counts.warnings_opened, counts.warnings_resolved = await _merge_warnings(
+        connection, staging, district_id, run_id, full=full
+    )
+    counts.warnings_seen = await connection.fetchval(
+        "SELECT count(*) FROM (SELECT DISTINCT entity, record_id, field, code"
+        f" FROM {staging.table('issues')}) seen"
+    )
+    return counts
+
+
+async def _merge_entity(
+    connection: asyncpg.Connection, staging: Staging, entity: str, district_id: str
+) -> EntityCounts:
+    kind = ENTITY_KINDS[entity]
+    columns = kind.columns
+    column_list = ", ".join(columns)
+    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column != "id")
+    district_column = "" if entity == "districts" else "district_id, "
+    district_value = "" if entity == "districts" else "$1, "
+    same_district = "" if entity == "districts" else "AND t.district_id = EXCLUDED.district_id"
+    row = await connection.fetchrow(
+        f"""
+        WITH changed AS (
+            SELECT s.* FROM {staging.table(entity)} s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {entity} t
+                WHERE t.id = s.id AND t.content_hash = s.content_hash AND t.deleted_at IS NULL
+            )
+        ), upserted AS (
+            INSERT INTO {entity} AS t ({district_column}{column_list})
+            SELECT {district_value}{column_list} FROM changed
+            ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now(), deleted_at = NULL
+            WHERE (t.source_last_modified IS NULL OR EXCLUDED.source_last_modified IS NULL
+                   OR EXCLUDED.source_last_modified >= t.source_last_modified)
+              {same_district}
+            RETURNING (xmax = 0) AS created
+        )
+        SELECT
+            count(*) FILTER (WHERE created) AS created,
+            count(*) FILTER (WHERE NOT created) AS updated,
+            (SELECT count(*) FROM {staging.table(entity)}) AS staged
+        FROM upserted
+        """,
+        *([district_id] if entity != "districts" else []),
+    )
+    assert row is not None
+    return EntityCounts(
+        created=row["created"],
+        updated=row["updated"],
+        unchanged=row["staged"] - row["created"] - row["updated"],
+    )
+
+
+async def _deactivate(
+    connection: asyncpg.Connection, staging: Staging, entity: str, district_id: str
+) -> int:
+    result: str = await connection.execute(
+        f"""
+        UPDATE {entity} t SET deleted_at = now(), updated_at = now()
+        FROM {staging.table("deletions")} d
+        WHERE d.entity = '{entity}' AND t.id = d.id AND t.deleted_at IS NULL
+          {"" if entity == "districts" else "AND t.district_id = $1"}
+        """,
+        *([district_id] if entity != "districts" else []),
+    )
+    return _affected(result)
+
+
+async def _refresh_section_display_names(connection: asyncpg.Connection, district_id: str) -> None:
+    """Named sections show their name; unnamed ones `Course - Period N - Teacher` (SPEC M2).
+
+    Only rows whose display name differs are written, so an unchanged district costs no write.
+    """
+    await connection.execute(
+        """
+        UPDATE sections t SET display_name = g.display_name
+        FROM (
+            SELECT s.id, COALESCE(
+                s.name,
+                concat_ws(' - ',
+                    COALESCE(c.name, s.subject, 'Section'),
+                    'Period ' || s.period,
+                    NULLIF(concat_ws(' ', u.name_first, u.name_last), '')),
+                'Section ' || s.id) AS display_name
+            FROM sections s
+            LEFT JOIN courses c ON c.id = s.course_id
+            LEFT JOIN users u ON u.id = s.primary_teacher_id
+            WHERE s.district_id = $1
+        ) g
+        WHERE t.id = g.id AND t.display_name IS DISTINCT FROM g.display_name
+        """,
+        district_id,
+    )
+
+
+async def _stage_reference_warnings(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, *, full: bool
+) -> None:
+    """Warn about references to records the mirror does not have (SPEC M4).
+
+    The referencing rows are kept (a section keeps its `term_id`); links are skipped when
+    merged. Checked against the live tables, so a batch of events sees the whole mirror.
+    """
+    issues = staging.table("issues")
+    for column, target, code in (
+        ("school_id", "schools", "unknown_school"),
+        ("course_id", "courses", "unknown_course"),
+        ("term_id", "terms", "unknown_term"),
+    ):
+        await connection.execute(
+            f"""
+            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            SELECT 'sections', s.id, '{column}', '{code}', s.{column}
+            FROM {staging.table("sections")} s
+            WHERE s.{column} IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM {target} t WHERE t.id = s.{column} AND t.deleted_at IS NULL
+            )
+            """
+        )
+    for link, owner_entity, owner, ref, field_name, code in (
+        ("section_teachers", "sections", "section_id", "teacher_id", "teachers", "unknown_teacher"),
+        ("enrollments", "sections", "section_id", "student_id", "students", "unknown_student"),
+        ("user_schools", "users", "user_id", "school_id", "schools", "unknown_school"),
+        (
+            "contact_relationships",
+            "users",
+            "contact_id",
+            "student_id",
+            "student_relationships",
+            "unknown_student",
+        ),
+    ):
+        target = "schools" if ref == "school_id" else "users"
+        await connection.execute(
+            f"""
+            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            SELECT '{owner_entity}', l.{owner}, '{field_name}', '{code}',
+                   count(*) || ' not shared: '
+                   || array_to_string((array_agg(l.{ref} ORDER BY l.{ref}))[1:{DETAIL_IDS}], ', ')
+            FROM {staging.table(link)} l
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {target} t WHERE t.id = l.{ref} AND t.deleted_at IS NULL
+            )
+            GROUP BY l.{owner}
+            """
+        )
+    if full:
+        await connection.execute(
+            f"""
+            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            SELECT 'sections', s.id, 'name', 'duplicate_section_name',
+                   'same name as ' || (s.peers - 1) || ' other section(s) in its school'
+            FROM (
+                SELECT id, count(*) OVER (PARTITION BY school_id, name) AS peers
+                FROM sections
+                WHERE district_id = $1 AND deleted_at IS NULL
+                  AND name IS NOT NULL AND school_id IS NOT NULL
+            ) s
+            WHERE s.peers > 1
+            """,
+            district_id,
+        )
+    await connection.execute(f"ANALYZE {issues}")
+
+
+def _scope(staging: Staging, owner_entity: str, owner_column: str, *, full: bool) -> str:
+    """SQL condition limiting live links to those this batch speaks for."""
+    if full:
+        return "TRUE"
+    return (
+        f"(t.{owner_column} IN (SELECT id FROM {staging.table(owner_entity)})"
+        f" OR t.{owner_column} IN (SELECT id FROM {staging.table('deletions')}"
+        f" WHERE entity = '{owner_entity}'))"
+    )
+
+
+@dataclass(frozen=True)
+class _LinkSpec:
+    table: str
+    owner_entity: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    # (column, table) pairs a staged link must find active to be kept.
+    references: tuple[tuple[str, str], ...]
+
+
+async def _merge_links(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    spec: _LinkSpec,
+    district_id: str,
+    full: bool,
+) -> EntityCounts:
+    """Make the live links of every record in the batch exactly the staged ones.
+
+    Links are soft-deleted and restored like records; only differing rows are written.
+    """
+    staged = staging.table(spec.table)
+    owner_column = spec.keys[0]
+    known = " AND ".join(
+        f"EXISTS (SELECT 1 FROM {target} r WHERE r.id = s.{column} AND r.deleted_at IS NULL)"
+        for column, target in spec.references
+    )
+    same_keys = " AND ".join(f"t.{key} = s.{key}" for key in spec.keys)
+    same_values = "".join(f" AND t.{value} IS NOT DISTINCT FROM s.{value}" for value in spec.values)
+    all_columns = (*spec.keys, *spec.values)
+    column_list = ", ".join(all_columns)
+    updates = ", ".join(f"{value} = EXCLUDED.{value}" for value in spec.values)
+    row = await connection.fetchrow(
+        f"""
+        WITH changed AS (
+            SELECT s.* FROM {staged} s
+            WHERE {known} AND NOT EXISTS (
+                SELECT 1 FROM {spec.table} t
+                WHERE {same_keys}{same_values} AND t.deleted_at IS NULL
+            )
+        ), upserted AS (
+            INSERT INTO {spec.table} AS t (district_id, {column_list})
+            SELECT $1, {column_list} FROM changed
+            ON CONFLICT ({", ".join(spec.keys)}) DO UPDATE
+            SET {updates + ", " if updates else ""}updated_at = now(), deleted_at = NULL
+            RETURNING (xmax = 0) AS created
+        )
+        SELECT count(*) FILTER (WHERE created) AS created,
+               count(*) FILTER (WHERE NOT created) AS updated
+        FROM upserted
+        """,
+        district_id,
+    )
+    assert row is not None
+    result = await connection.execute(
+        f"""
+        UPDATE {spec.table} t SET deleted_at = now(), updated_at = now()
+        WHERE t.district_id = $1 AND t.deleted_at IS NULL
+          AND {_scope(staging, spec.owner_entity, owner_column, full=full)}
+          AND NOT EXISTS (
+              SELECT 1 FROM {staged} s WHERE {same_keys} AND {known}
+          )
+        """,
+        district_id,
+    )
+    return EntityCounts(
+        created=row["created"], updated=row["updated"], deactivated=_affected(result)
+    )
+
+
+async def _merge_user_schools(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+) -> EntityCounts:
+    spec = _LinkSpec(
+        table="user_schools",
+        owner_entity="users",
+        keys=("user_id", "role", "school_id"),
+        values=("is_primary",),
+        references=(("school_id", "schools"),),
+    )
+    return await _merge_links(connection, staging, spec, district_id, full)
+
+
+async def _merge_contacts(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+) -> EntityCounts:
+    spec = _LinkSpec(
+        table="contact_relationships",
+        owner_entity="users",
+        keys=("contact_id", "student_id"),
+        values=("relationship", "type"),
+        references=(("student_id", "users"),),
+    )
+    return await _merge_links(connection, staging, spec, district_id, full)
+
+
+async def _merge_section_teachers(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+) -> EntityCounts:
+    spec = _LinkSpec(
+        table="section_teachers",
+        owner_entity="sections",
+        keys=("section_id", "teacher_id"),
+        values=("position", "is_primary"),
+        references=(("teacher_id", "users"),),
+    )
+    return await _merge_links(connection, staging, spec, district_id, full)
+
+
+async def _merge_enrollments(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+) -> EntityCounts:
+    """Start enrollments that appeared, end the ones that vanished; never rewrite history."""
+    staged = staging.table("enrollments")
+    known = "EXISTS (SELECT 1 FROM users r WHERE r.id = s.student_id AND r.deleted_at IS NULL)"
+    ended = await connection.execute(
+        f"""
+        UPDATE enrollments t SET ended_at = now()
+        WHERE t.district_id = $1 AND t.ended_at IS NULL
+          AND {_scope(staging, "sections", "section_id", full=full)}
+          AND NOT EXISTS (
+              SELECT 1 FROM {staged} s
+              WHERE s.section_id = t.section_id AND s.student_id = t.student_id AND {known}
+          )
+        """,
+        district_id,
+    )
+    started = await connection.execute(
+        f"""
+        INSERT INTO enrollments (section_id, student_id, district_id)
+        SELECT DISTINCT s.section_id, s.student_id, $1 FROM {staged} s
+        WHERE {known} AND NOT EXISTS (
+            SELECT 1 FROM enrollments t
+            WHERE t.section_id = s.section_id AND t.student_id = s.student_id
+              AND t.ended_at IS NULL
+        )
+        """,
+        district_id,
+    )
+    return EntityCounts(created=_affected(started), deactivated=_affected(ended))
+
+
+async def _merge_warnings(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    district_id: str,
+    run_id: uuid.UUID,
+    *,
+    full: bool,
+) -> tuple[int, int]:
+    """Open new warnings, update changed ones, resolve the ones no longer seen."""
+    issues = staging.table("issues")
+    opened = await connection.fetchval(
+        f"""
+        WITH seen AS (
+            SELECT DISTINCT ON (entity, record_id, field, code)
+                   entity, record_id, field, code, detail
+            FROM {issues}
+            ORDER BY entity, record_id, field, code
+        ), written AS (
+            INSERT INTO data_warnings AS w
+                (district_id, entity, record_id, field, code, detail, first_run_id)
+            SELECT $1, entity, record_id, field, code, detail, $2 FROM seen s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM data_warnings w
+                WHERE w.district_id = $1 AND w.entity = s.entity
+                  AND w.record_id IS NOT DISTINCT FROM s.record_id
+                  AND w.field IS NOT DISTINCT FROM s.field AND w.code = s.code
+                  AND w.detail IS NOT DISTINCT FROM s.detail AND w.resolved_at IS NULL
+            )
+            ON CONFLICT (district_id, entity, record_id, field, code) DO UPDATE
+            SET detail = EXCLUDED.detail, resolved_at = NULL, resolved_run_id = NULL,
+                first_seen_at = CASE WHEN w.resolved_at IS NULL THEN w.first_seen_at
+                                     ELSE now() END,
+                first_run_id = CASE WHEN w.resolved_at IS NULL THEN w.first_run_id
+                                    ELSE EXCLUDED.first_run_id END
+            RETURNING (xmax = 0 OR w.first_run_id = $2) AS opened
+        )
+        SELECT count(*) FILTER (WHERE opened) FROM written
+        """,
+        district_id,
+        run_id,
+    )
+    if full:
+        covered = "TRUE"
+    else:
+        # An incremental batch speaks only for the records it holds or deleted.
+        covered = " OR ".join(
+            f"(w.entity = '{entity}' AND w.record_id IN (SELECT id FROM {staging.table(entity)}"
+            f" UNION ALL SELECT id FROM {staging.table('deletions')} WHERE entity = '{entity}'))"
+            for entity in ENTITY_ORDER
+        )
+    resolved = await connection.execute(
+        f"""
+        UPDATE data_warnings w SET resolved_at = now(), resolved_run_id = $2
+        WHERE w.district_id = $1 AND w.resolved_at IS NULL AND ({covered})
+          AND NOT EXISTS (
+              SELECT 1 FROM {issues} s
+              WHERE s.entity = w.entity AND s.record_id IS NOT DISTINCT FROM w.record_id
+                AND s.field IS NOT DISTINCT FROM w.field AND s.code = w.code
+          )
+        """,
+        district_id,
+        run_id,
+    )
+    return int(opened or 0), _affected(resolved)
+
+
+def _affected(status: str) -> int:
+    """Rows affected, from a command status such as `UPDATE 12` or `INSERT 0 5`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+LIVE_TABLES = (
+    *ENTITY_ORDER,
+    "user_schools",
+    "contact_relationships",
+    "section_teachers",
+    "enrollments",
+    "data_warnings",
+)
+
+
+async def analyze_live(connection: asyncpg.Connection) -> None:
+    """Refresh the planner's statistics after a batch changed many rows, so readers and the
+    next sync get good plans without waiting for autovacuum."""
+    for table in LIVE_TABLES:
+        await connection.execute(f"ANALYZE {table}")

@@ -1,0 +1,48 @@
+"""Plain asyncpg connections for the bulk paths (COPY, set-based merges, locks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from app.settings import Settings
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # jsonb's binary format is a version byte followed by the JSON text. Values that are
+    # already JSON bytes (normalized rows) go through without another round of encoding.
+    if isinstance(value, bytes):
+        return b"\x01" + value
+    if isinstance(value, str):
+        return b"\x01" + value.encode()
+    return b"\x01" + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Per-connection set-up: jsonb as Python objects, written from JSON bytes as they are."""
+    await connection.set_type_codec(
+        "jsonb",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def create_pool(settings: Settings, *, max_size: int = 4) -> asyncpg.Pool:
+    """A small pool for syncs: one connection holds the district lock, one does the work."""
+    pool = await asyncpg.create_pool(
+        settings.asyncpg_database_url,
+        min_size=1,
+        max_size=max_size,
+        init=init_connection,
+        server_settings={"application_name": "roster-mirror-sync"},
+    )
+    assert pool is not None
+    return pool

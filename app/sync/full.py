@@ -1,0 +1,436 @@
+"""Full sync of one district: fetch every collection, stage it, apply it atomically.
+
+The phases (SPEC C2, M3, M6, M8, M9, M10):
+
+1. Take the district's lock (a Postgres advisory lock held by one connection for the whole
+   run); without it the run is `coalesced` into the one that holds it.
+2. Note Clever's newest event id, so incremental syncs continue from it afterwards.
+3. Read each district-level collection page by page (the next page is fetched while the
+   current one is normalized and copied), normalize every record, and `COPY` rows, links and
+   warnings into this run's staging tables. Nothing of the district is held in memory.
+4. In one transaction: compute what is absent (deleted), check the mass-change guard, merge.
+   A run that would deactivate too much ends `held` with its staging kept for approval.
+
+A run killed anywhere before the commit leaves the live tables as they were; the next run
+drops the leftover staging tables and starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from app.clever.client import CleverClient, Page
+from app.clever.errors import CleverEventsUnavailable
+from app.mirror import merge
+from app.mirror.staging import ENTITY_KINDS, ISSUES, LINK_KINDS, Staging, drop_stale
+from app.sync import normalize, runs
+from app.sync.runs import RunStatus
+
+logger = logging.getLogger(__name__)
+
+# Collections in the order they are read and merged.
+COLLECTIONS = ("districts", "schools", "terms", "courses", "users", "sections")
+
+# Pages read ahead of the one being copied: enough to overlap the network with COPY,
+# few enough that memory does not grow with the district.
+PAGES_AHEAD = 2
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called after each page with (collection, pages read, records read)."""
+
+
+class SyncError(Exception):
+    """A sync could not complete; the message says why (never with a token in it)."""
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    max_deactivate_ratio: float = 0.25
+    sensitive_fields_enabled: bool = False
+
+
+@dataclass
+class SyncOutcome:
+    run_id: uuid.UUID
+    status: RunStatus
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: int = 0
+    error: str | None = None
+    held_reason: str | None = None
+
+
+@asynccontextmanager
+async def district_lock(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[bool]:
+    """Hold the district's sync lock for the block; yields False if another run holds it.
+
+    A session advisory lock dies with its connection, so a killed worker never leaves a
+    district locked.
+    """
+    async with pool.acquire() as connection:
+        key = f"roster:sync:{district_id}"
+        acquired = bool(
+            await connection.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+        )
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+
+
+async def run_full_sync(
+    pool: asyncpg.Pool,
+    client: CleverClient,
+    district_id: str,
+    run_id: uuid.UUID,
+    options: SyncOptions,
+    on_progress: ProgressCallback | None = None,
+) -> SyncOutcome:
+    """Run a full sync for `district_id` as run `run_id` (already recorded as queued)."""
+    async with district_lock(pool, district_id) as acquired:
+        if not acquired:
+            async with pool.acquire() as connection:
+                await runs.finish_run(
+                    connection,
+                    run_id,
+                    RunStatus.COALESCED,
+                    error="another sync of this district was running",
+                )
+            return SyncOutcome(run_id, RunStatus.COALESCED)
+        return await _run_locked(pool, client, district_id, run_id, options, on_progress)
+
+
+async def _run_locked(
+    pool: asyncpg.Pool,
+    client: CleverClient,
+    district_id: str,
+    run_id: uuid.UUID,
+    options: SyncOptions,
+    on_progress: ProgressCallback | None,
+) -> SyncOutcome:
+    staging = Staging(run_id)
+    async with pool.acquire() as connection:
+        await runs.fail_interrupted_runs(connection, district_id, run_id)
+        await _discard_superseded(connection, district_id, run_id)
+        await runs.start_run(connection, run_id)
+        sensitive = await _sensitive_enabled(connection, district_id, options)
+    try:
+        async with pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE sync_runs SET events_cursor = $2 WHERE id = $1",
+                run_id,
+                await _newest_event_id(client),
+            )
+            await staging.create(connection)
+            await _fetch_into_staging(
+                connection, client, staging, district_id, run_id, sensitive, on_progress
+            )
+            outcome = await _apply(connection, staging, district_id, run_id, options)
+            await runs.finish_run(
+                connection,
+                run_id,
+                outcome.status,
+                counts=outcome.counts,
+                warnings_count=outcome.warnings,
+                clever_requests=client.request_count,
+                held_reason=outcome.held_reason,
+            )
+            if outcome.status is not RunStatus.HELD:
+                await staging.drop(connection)
+            if _changed_much(outcome):
+                await merge.analyze_live(connection)
+            return outcome
+    except Exception as exc:
+        message = _describe(exc)
+        logger.warning(
+            "full sync failed",
+            extra={"district_id": district_id, "run_id": str(run_id), "error": message},
+        )
+        async with pool.acquire() as connection:
+            await runs.finish_run(
+                connection,
+                run_id,
+                RunStatus.FAILED,
+                error=message,
+                clever_requests=client.request_count,
+            )
+            await staging.drop(connection)
+        return SyncOutcome(run_id, RunStatus.FAILED, error=message)
+
+
+def _changed_much(outcome: SyncOutcome) -> bool:
+    """Whether the run wrote enough rows for the live tables' statistics to be stale."""
+    written = sum(
+        counts.get("created", 0) + counts.get("deactivated", 0)
+        for counts in outcome.counts.values()
+    )
+    unchanged = sum(counts.get("unchanged", 0) for counts in outcome.counts.values())
+    return written > 1000 and written > unchanged // 10
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, SyncError) else text
+
+
+async def _discard_superseded(
+    connection: asyncpg.Connection, district_id: str, run_id: uuid.UUID
+) -> None:
+    """A new full sync replaces a held one; leftovers of dead runs are dropped."""
+    await connection.execute(
+        "UPDATE sync_runs SET status = 'rejected', finished_at = now(),"
+        " error = 'superseded by a newer sync' WHERE district_id = $1 AND status = 'held'",
+        district_id,
+    )
+    keep = await connection.fetch(
+        "SELECT id FROM sync_runs WHERE status IN ('held', 'running') AND district_id <> $1",
+        district_id,
+    )
+    await drop_stale(connection, [row["id"] for row in keep])
+
+
+async def _sensitive_enabled(
+    connection: asyncpg.Connection, district_id: str, options: SyncOptions
+) -> bool:
+    """The district's own flag when set, else the service-wide setting (SPEC E4)."""
+    flag = await connection.fetchval(
+        "SELECT sensitive_fields_enabled FROM districts WHERE id = $1", district_id
+    )
+    return bool(options.sensitive_fields_enabled if flag is None else flag)
+
+
+async def _newest_event_id(client: CleverClient) -> str | None:
+    try:
+        return await client.latest_event_id()
+    except CleverEventsUnavailable:
+        return None
+
+
+@dataclass
+class _Progress:
+    pages: dict[str, int] = field(default_factory=dict)
+    records: dict[str, int] = field(default_factory=dict)
+    written_at: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: {"pages": self.pages.get(name, 0), "records": self.records.get(name, 0)}
+            for name in self.pages
+        }
+
+
+async def _fetch_into_staging(
+    connection: asyncpg.Connection,
+    client: CleverClient,
+    staging: Staging,
+    district_id: str,
+    run_id: uuid.UUID,
+    sensitive: bool,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Read every collection into staging, page by page."""
+    progress = _Progress()
+    for collection in COLLECTIONS:
+        progress.pages[collection] = 0
+        progress.records[collection] = 0
+        async for page in _read_ahead(client.iter_pages(collection)):
+            if collection == "districts":
+                _check_district(page, district_id)
+            await _stage_page(connection, staging, collection, page, sensitive)
+            progress.pages[collection] += 1
+            progress.records[collection] += page.entry_count
+            if on_progress is not None:
+                on_progress(collection, progress.pages[collection], progress.records[collection])
+            now = time.monotonic()
+            if now - progress.written_at >= PROGRESS_INTERVAL_SECONDS:
+                progress.written_at = now
+                await runs.record_progress(
+                    connection, run_id, progress.as_dict(), client.request_count
+                )
+    await runs.record_progress(connection, run_id, progress.as_dict(), client.request_count)
+
+
+async def _read_ahead(pages: AsyncIterator[Page[Any]]) -> AsyncIterator[Page[Any]]:
+    """Yield `pages`, fetching up to PAGES_AHEAD further pages in the background."""
+    queue: asyncio.Queue[Page[Any] | BaseException | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as exc:  # handed to the consumer, which raises it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+
+
+def _check_district(page: Page[Any], district_id: str) -> None:
+    ids = [str(raw.get("id")) for raw in page.raw_records if isinstance(raw, dict)]
+    if district_id not in ids:
+        raise SyncError(f"the token for district {district_id} serves {', '.join(ids) or 'none'}")
+
+
+_NORMALIZERS: dict[str, Callable[..., normalize.Normalized]] = {
+    "districts": normalize.normalize_district,
+    "schools": normalize.normalize_school,
+    "terms": normalize.normalize_term,
+    "courses": normalize.normalize_course,
+    "sections": normalize.normalize_section,
+}
+
+
+async def _stage_page(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    collection: str,
+    page: Page[Any],
+    sensitive: bool,
+) -> None:
+    """Normalize one page and COPY its rows, links and warnings."""
+    # Raw JSON, not parsed wire models: normalization reads any shape, and parsing a
+    # district's worth of models would cost more than everything else here.
+    raws = page.raw_records
+    if collection == "users":
+        items = [normalize.normalize_user(raw, sensitive_enabled=sensitive) for raw in raws]
+    else:
+        normalizer = _NORMALIZERS[collection]
+        items = [normalizer(raw) for raw in raws]
+    unreadable = page.entry_count - len(raws)
+    items.extend([normalize.invalid_record(collection, "entry is not an object")] * unreadable)
+    rows = [item.row for item in items if item.row is not None]
+    issues = normalize.all_warnings(items)
+    await staging.copy(connection, ENTITY_KINDS[collection], rows)
+    if collection == "users":
+        await staging.copy(
+            connection, LINK_KINDS["user_schools"], [x for i in items for x in i.user_schools]
+        )
+        await staging.copy(
+            connection,
+            LINK_KINDS["contact_relationships"],
+            [x for i in items for x in i.contacts],
+        )
+    elif collection == "sections":
+        await staging.copy(
+            connection,
+            LINK_KINDS["section_teachers"],
+            [x for i in items for x in i.section_teachers],
+        )
+        await staging.copy(
+            connection, LINK_KINDS["enrollments"], [x for i in items for x in i.enrollments]
+        )
+    await staging.copy(connection, ISSUES, issues)
+
+
+async def _apply(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    district_id: str,
+    run_id: uuid.UUID,
+    options: SyncOptions,
+    *,
+    approved: bool = False,
+) -> SyncOutcome:
+    """Merge the staged district in one transaction, unless the guard holds it."""
+    try:
+        async with connection.transaction():
+            await merge.prepare(connection, staging, district_id, full=True)
+            removals = await merge.deactivations(connection, staging, district_id)
+            if not approved and removals.exceeds(options.max_deactivate_ratio):
+                # Leaving the block by exception rolls the transaction back: nothing applied.
+                raise _Held(
+                    f"would deactivate {removals.users} of {removals.active_users} users and "
+                    f"{removals.sections} of {removals.active_sections} sections "
+                    f"(limit {options.max_deactivate_ratio:.0%})"
+                )
+            counts = await merge.apply_batch(connection, staging, district_id, run_id, full=True)
+            await _record_cursor(connection, district_id, run_id)
+    except _Held as held:
+        return SyncOutcome(run_id, RunStatus.HELD, held_reason=str(held))
+    return SyncOutcome(
+        run_id, RunStatus.SUCCEEDED, counts=counts.as_dict(), warnings=counts.warnings_seen
+    )
+
+
+class _Held(Exception):
+    """The mass-change guard stopped a batch."""
+
+
+async def _record_cursor(
+    connection: asyncpg.Connection, district_id: str, run_id: uuid.UUID
+) -> None:
+    """Incremental syncs continue from the newest event Clever had when this run began."""
+    await connection.execute(
+        """
+        INSERT INTO district_sync_state (district_id, events_cursor, events_cursor_at,
+                                         last_full_sync_at, last_full_sync_run_id)
+        SELECT $1, r.events_cursor, CASE WHEN r.events_cursor IS NULL THEN NULL ELSE now() END,
+               now(), r.id
+        FROM sync_runs r WHERE r.id = $2
+        ON CONFLICT (district_id) DO UPDATE SET
+            events_cursor = EXCLUDED.events_cursor,
+            events_cursor_at = EXCLUDED.events_cursor_at,
+            last_full_sync_at = EXCLUDED.last_full_sync_at,
+            last_full_sync_run_id = EXCLUDED.last_full_sync_run_id,
+            updated_at = now()
+        """,
+        district_id,
+        run_id,
+    )
+
+
+async def decide_held_run(
+    pool: asyncpg.Pool,
+    run_id: uuid.UUID,
+    *,
+    approve: bool,
+    decided_by: str,
+    options: SyncOptions,
+) -> SyncOutcome:
+    """Apply (approve) or discard (reject) a run the mass-change guard held (SPEC M9)."""
+    async with pool.acquire() as connection:
+        run = await runs.get_run(connection, run_id)
+    if run is None:
+        raise SyncError(f"no sync run {run_id}")
+    if run["status"] != RunStatus.HELD:
+        raise SyncError(f"sync run {run_id} is {run['status']}, not held")
+    district_id: str = run["district_id"]
+    staging = Staging(run_id)
+    async with district_lock(pool, district_id) as acquired:
+        if not acquired:
+            raise SyncError(f"a sync of district {district_id} is running; try again later")
+        async with pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE sync_runs SET decided_at = now(), decided_by = $2 WHERE id = $1",
+                run_id,
+                decided_by,
+            )
+            if not approve:
+                await runs.finish_run(
+                    connection, run_id, RunStatus.REJECTED, error="rejected by " + decided_by
+                )
+                await staging.drop(connection)
+                return SyncOutcome(run_id, RunStatus.REJECTED)
+            outcome = await _apply(connection, staging, district_id, run_id, options, approved=True)
+            await runs.finish_run(connection, run_id, outcome.status, counts=outcome.counts)
+            await staging.drop(connection)
+            return outcome

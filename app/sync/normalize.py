@@ -1,0 +1,594 @@
+"""Turn raw Clever records into mirror rows, links and data warnings (SPEC M2, M3).
+
+Functions here are pure: a raw record in, plain tuples out, no I/O. They never raise on bad
+data: whatever Clever sends is stored as well as it can be and every problem becomes a
+`DataIssue`. They work on the raw JSON dicts rather than on wire models because a record of
+any shape must be accepted, and because a district is millions of records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+# Bump when normalization changes, so the next sync rewrites every row once.
+NORMALIZATION_VERSION = b"1"
+
+# Clever's advice: 255 characters is a safe limit; longer values are stored and flagged.
+LONG_STRING = 255
+
+SENSITIVE_STUDENT_FIELDS = (
+    "iep_status",
+    "ell_status",
+    "frl_status",
+    "section_504_status",
+    "gifted_status",
+    "disability",
+)
+
+# Clever's grade values in order; the position is the `grade_level` column.
+GRADE_LEVELS: dict[str, int] = {
+    "InfantToddler": -4,
+    "Preschool": -3,
+    "PreKindergarten": -2,
+    "TransitionalKindergarten": -1,
+    "Kindergarten": 0,
+    **{str(n): n for n in range(1, 14)},
+    "PostGraduate": 14,
+}
+UNORDERED_GRADES = frozenset({"Ungraded", "Other"})
+_GRADE_ALIASES = {
+    "k": "Kindergarten",
+    "kg": "Kindergarten",
+    "pk": "PreKindergarten",
+    "prek": "PreKindergarten",
+    "tk": "TransitionalKindergarten",
+    "ps": "Preschool",
+    "it": "InfantToddler",
+    "pg": "PostGraduate",
+}
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_DOB = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
+
+
+class DataIssue(NamedTuple):
+    """One data warning: what is wrong with which field of which record."""
+
+    entity: str
+    record_id: str | None
+    field: str | None
+    code: str
+    detail: str | None
+
+
+@dataclass
+class Collector:
+    """Accumulates the warnings found while normalizing one record."""
+
+    entity: str
+    record_id: str | None
+    warnings: list[DataIssue] = field(default_factory=list)
+
+    def warn(self, field_name: str | None, code: str, detail: str | None = None) -> None:
+        self.warnings.append(DataIssue(self.entity, self.record_id, field_name, code, detail))
+
+
+# --- scalar cleaning -------------------------------------------------------------------
+
+
+def clean_text(value: Any, collector: Collector, field_name: str) -> str | None:
+    """Trim and NFC-normalize a string; blank becomes None; other types become their text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, dict | list):
+            collector.warn(field_name, "invalid_type", f"expected text, got {type(value).__name__}")
+            return None
+        value = str(value)
+    text = unicodedata.normalize("NFC", value.strip())
+    if not text:
+        return None
+    if len(text) > LONG_STRING:
+        collector.warn(field_name, "value_too_long", f"{len(text)} characters")
+    return text
+
+
+def clean_email(value: Any, collector: Collector) -> tuple[str | None, str | None, bool | None]:
+    """The email as given, its normalized form, and whether it looks like an address."""
+    email = clean_text(value, collector, "email")
+    if email is None:
+        return None, None, None
+    normalized = email.lower()
+    valid = _EMAIL.match(normalized) is not None
+    if not valid:
+        collector.warn("email", "invalid_email", "not an email address")
+    return email, normalized, valid
+
+
+def clean_grade(
+    value: Any, collector: Collector, field_name: str = "grade"
+) -> tuple[str | None, int | None]:
+    """Clever's grade string (aliases like `K` mapped) and its order, or None."""
+    grade = clean_text(value, collector, field_name)
+    if grade is None:
+        return None, None
+    if grade in GRADE_LEVELS:
+        return grade, GRADE_LEVELS[grade]
+    if grade in UNORDERED_GRADES:
+        return grade, None
+    alias = _GRADE_ALIASES.get(grade.lower().replace("-", "").replace(" ", ""))
+    if alias is not None:
+        return alias, GRADE_LEVELS[alias]
+    if grade.isdigit() and str(int(grade)) in GRADE_LEVELS:
+        canonical = str(int(grade))
+        return canonical, GRADE_LEVELS[canonical]
+    collector.warn(field_name, "invalid_grade", "not one of Clever's grades")
+    return grade, None
+
+
+def parse_dob(value: Any, collector: Collector) -> date | None:
+    """Clever's `M/D/YYYY` birth date (ISO dates accepted too)."""
+    text = clean_text(value, collector, "dob")
+    if text is None:
+        return None
+    match = _DOB.match(text)
+    try:
+        if match:
+            month, day, year = (int(part) for part in match.groups())
+            return date(year, month, day)
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        collector.warn("dob", "invalid_date", "not a M/D/YYYY date")
+        return None
+
+
+def parse_date(value: Any, collector: Collector, field_name: str) -> date | None:
+    """The date part of an ISO date or datetime (`2024-08-21T00:00:00.000Z`)."""
+    text = clean_text(value, collector, field_name)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        collector.warn(field_name, "invalid_date", "not an ISO date")
+        return None
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO timestamp such as Clever's `last_modified`; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_flag(value: Any) -> bool | None:
+    """Clever's `"Y"`/`"N"`/`""` as true/false/null."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text in {"Y", "YES", "TRUE"}:
+            return True
+        if text in {"N", "NO", "FALSE"}:
+            return False
+    return None
+
+
+def as_id(value: Any) -> str | None:
+    """A Clever id reference: a non-blank string (numbers accepted), else None."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def id_list(value: Any) -> list[str]:
+    """A list of id references, blanks dropped, order and duplicates removed-first-kept."""
+    if not isinstance(value, list):
+        return []
+    seen: dict[str, None] = {}
+    for item in value:
+        ref = as_id(item)
+        if ref is not None:
+            seen.setdefault(ref, None)
+    return list(seen)
+
+
+def content_hash(raw: dict[str, Any], *flags: bool) -> bytes:
+    """A digest of what the record says, for finding changed rows set-wise."""
+    digest = hashlib.blake2b(NORMALIZATION_VERSION, digest_size=16)
+    digest.update(bytes(int(flag) for flag in flags))
+    digest.update(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
+    return digest.digest()
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+# --- records -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """One record ready to stage: its row, the links it declares, and its warnings."""
+
+    row: tuple[Any, ...] | None
+    warnings: list[DataIssue]
+    user_schools: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    contacts: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    section_teachers: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    enrollments: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _skip(entity: str, raw: Any) -> Normalized:
+    detail = "record has no id" if isinstance(raw, dict) else "record is not an object"
+    return invalid_record(entity, detail)
+
+
+def invalid_record(entity: str, reason: str) -> Normalized:
+    """A record that cannot be stored at all (no usable id): skipped with a warning."""
+    return Normalized(None, [DataIssue(entity, None, "id", "missing_id", reason)])
+
+
+def _common(raw: dict[str, Any], *flags: bool) -> tuple[datetime | None, bytes, bytes]:
+    """`source_last_modified`, `content_hash` and the raw JSON, shared by every entity."""
+    encoded = orjson.dumps(raw)
+    return parse_timestamp(raw.get("last_modified")), content_hash(raw, *flags), encoded
+
+
+DISTRICT_COLUMNS = (
+    "id", "name", "state", "sis_type", "nces_id", "mdr_number", "portal_url",
+    "last_clever_sync", "source_last_modified", "content_hash", "raw",
+)  # fmt: skip
+
+
+def normalize_district(raw: Any) -> Normalized:
+    record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
+    if record_id is None:
+        return _skip("districts", raw)
+    c = Collector("districts", record_id)
+    modified, digest, encoded = _common(raw)
+    row = (
+        record_id,
+        clean_text(raw.get("name"), c, "name"),
+        clean_text(raw.get("state"), c, "state"),
+        clean_text(raw.get("sis_type"), c, "sis_type"),
+        clean_text(raw.get("nces_id"), c, "nces_id"),
+        clean_text(raw.get("mdr_number"), c, "mdr_number"),
+        clean_text(raw.get("portal_url"), c, "portal_url"),
+        parse_timestamp(raw.get("last_sync")),
+        modified,
+        digest,
+        encoded,
+    )
+    if row[1] is None:
+        c.warn("name", "missing_name")
+    return Normalized(row, c.warnings)
+
+
+SCHOOL_COLUMNS = (
+    "id", "name", "school_number", "sis_id", "state_id", "nces_id", "mdr_number",
+    "low_grade", "high_grade", "phone", "principal_name", "principal_email",
+    "address", "city", "state", "zip", "source_last_modified", "content_hash", "raw",
+)  # fmt: skip
+
+
+def normalize_school(raw: Any) -> Normalized:
+    record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
+    if record_id is None:
+        return _skip("schools", raw)
+    c = Collector("schools", record_id)
+    principal = _mapping(raw.get("principal"))
+    location = _mapping(raw.get("location"))
+    modified, digest, encoded = _common(raw)
+    name = clean_text(raw.get("name"), c, "name")
+    if name is None:
+        c.warn("name", "missing_name")
+    row = (
+        record_id,
+        name,
+        clean_text(raw.get("school_number"), c, "school_number"),
+        clean_text(raw.get("sis_id"), c, "sis_id"),
+        clean_text(raw.get("state_id"), c, "state_id"),
+        clean_text(raw.get("nces_id"), c, "nces_id"),
+        clean_text(raw.get("mdr_number"), c, "mdr_number"),
+        clean_grade(raw.get("low_grade"), c, "low_grade")[0],
+        clean_grade(raw.get("high_grade"), c, "high_grade")[0],
+        clean_text(raw.get("phone"), c, "phone"),
+        clean_text(principal.get("name"), c, "principal.name"),
+        clean_text(principal.get("email"), c, "principal.email"),
+        clean_text(location.get("address"), c, "location.address"),
+        clean_text(location.get("city"), c, "location.city"),
+        clean_text(location.get("state"), c, "location.state"),
+        clean_text(location.get("zip"), c, "location.zip"),
+        modified,
+        digest,
+        encoded,
+    )
+    return Normalized(row, c.warnings)
+
+
+TERM_COLUMNS = (
+    "id", "name", "start_date", "end_date", "source_last_modified", "content_hash", "raw",
+)  # fmt: skip
+
+
+def normalize_term(raw: Any) -> Normalized:
+    record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
+    if record_id is None:
+        return _skip("terms", raw)
+    c = Collector("terms", record_id)
+    modified, digest, encoded = _common(raw)
+    start = parse_date(raw.get("start_date"), c, "start_date")
+    end = parse_date(raw.get("end_date"), c, "end_date")
+    if start and end and end < start:
+        c.warn("end_date", "invalid_date", "ends before it starts")
+    row = (record_id, clean_text(raw.get("name"), c, "name"), start, end, modified, digest, encoded)
+    return Normalized(row, c.warnings)
+
+
+COURSE_COLUMNS = ("id", "name", "number", "source_last_modified", "content_hash", "raw")
+
+
+def normalize_course(raw: Any) -> Normalized:
+    record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
+    if record_id is None:
+        return _skip("courses", raw)
+    c = Collector("courses", record_id)
+    modified, digest, encoded = _common(raw)
+    name = clean_text(raw.get("name"), c, "name")
+    if name is None:
+        c.warn("name", "missing_name")
+    row = (record_id, name, clean_text(raw.get("number"), c, "number"), modified, digest, encoded)
+    return Normalized(row, c.warnings)
+
+
+USER_COLUMNS = (
+    "id", "roles", "name_first", "name_middle", "name_last", "preferred_first_name",
+    "email", "email_normalized", "email_valid", "primary_school_id", "sis_id", "state_id",
+    "student_number", "teacher_number", "staff_number", "title", "grade", "grade_level",
+    "graduation_year", "dob", "gender", "phone", "role_details", "sensitive",
+    "source_last_modified", "content_hash", "raw",
+)  # fmt: skip
+
+USER_ROLES = ("student", "teacher", "staff", "district_admin", "contact")
+
+
+def _strip_sensitive(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` without the sensitive student fields (for districts that did not enable them)."""
+    roles = _mapping(raw.get("roles"))
+    student = _mapping(roles.get("student"))
+    if not any(name in student for name in SENSITIVE_STUDENT_FIELDS):
+        return raw
+    cleaned_student = {k: v for k, v in student.items() if k not in SENSITIVE_STUDENT_FIELDS}
+    return {**raw, "roles": {**roles, "student": cleaned_student}}
+
+
+def _sensitive(student: dict[str, Any]) -> dict[str, Any] | None:
+    values: dict[str, Any] = {}
+    for name in SENSITIVE_STUDENT_FIELDS:
+        value = student.get(name)
+        if value is None or value == "":
+            continue
+        if name in {"ell_status", "section_504_status", "gifted_status"}:
+            values[name] = parse_flag(value)
+        else:
+            values[name] = value
+    return values or None
+
+
+def normalize_user(raw: Any, *, sensitive_enabled: bool) -> Normalized:
+    """A user of any role(s); its school links and contact relationships come with it."""
+    record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
+    if record_id is None:
+        return _skip("users", raw)
+    c = Collector("users", record_id)
+    kept = raw if sensitive_enabled else _strip_sensitive(raw)
+    modified, digest, encoded = _common(kept, sensitive_enabled)
+    roles_obj = _mapping(raw.get("roles"))
+    roles = [role for role in USER_ROLES if isinstance(roles_obj.get(role), dict)]
+    if not roles:
+        c.warn("roles", "missing_role", "user has no known role")
+    student = _mapping(roles_obj.get("student"))
+    teacher = _mapping(roles_obj.get("teacher"))
+    staff = _mapping(roles_obj.get("staff"))
+    admin = _mapping(roles_obj.get("district_admin"))
+    contact = _mapping(roles_obj.get("contact"))
+
+    name = _mapping(raw.get("name"))
+    first = clean_text(name.get("first"), c, "name.first")
+    last = clean_text(name.get("last"), c, "name.last")
+    if first is None or last is None:
+        c.warn("name", "missing_name", "first or last name missing")
+    preferred = _mapping(student.get("preferred_name") or raw.get("preferred_name"))
+    email, email_normalized, email_valid = clean_email(raw.get("email"), c)
+    if email is None and roles and roles != ["contact"]:
+        c.warn("email", "missing_email")
+
+    grade, grade_level = (None, None)
+    graduation_year: int | None = None
+    if "student" in roles:
+        grade, grade_level = clean_grade(student.get("grade"), c)
+        if grade is None:
+            c.warn("grade", "missing_grade")
+        graduation_year = _year(student.get("graduation_year"), c)
+
+    primary_school = None
+    user_schools: list[tuple[str, str, str, bool]] = []
+    for role, details in (("student", student), ("teacher", teacher), ("staff", staff)):
+        if role not in roles:
+            continue
+        primary = as_id(details.get("school"))
+        if primary is not None and primary_school is None:
+            primary_school = primary
+        schools = id_list(details.get("schools"))
+        if primary is not None and primary not in schools:
+            schools.insert(0, primary)
+        user_schools.extend((record_id, role, school, school == primary) for school in schools)
+
+    contacts: list[tuple[str, str, str | None, str | None]] = []
+    seen_students: set[str] = set()
+    for relationship in contact.get("student_relationships") or ():
+        relationship = _mapping(relationship)
+        student_id = as_id(relationship.get("student"))
+        if student_id is None or student_id in seen_students:
+            continue
+        seen_students.add(student_id)
+        contacts.append(
+            (
+                record_id,
+                student_id,
+                clean_text(relationship.get("relationship"), c, "relationship"),
+                clean_text(relationship.get("type"), c, "relationship_type"),
+            )
+        )
+
+    details = {role: _role_details(roles_obj.get(role)) for role in roles}
+    row = (
+        record_id,
+        roles,
+        first,
+        clean_text(name.get("middle"), c, "name.middle"),
+        last,
+        clean_text(preferred.get("first"), c, "preferred_name.first"),
+        email,
+        email_normalized,
+        email_valid,
+        primary_school,
+        clean_text(_first_of(student, teacher, staff, key="sis_id"), c, "sis_id"),
+        clean_text(_first_of(student, teacher, key="state_id"), c, "state_id"),
+        clean_text(student.get("student_number"), c, "student_number"),
+        clean_text(teacher.get("teacher_number"), c, "teacher_number"),
+        clean_text(staff.get("staff_id"), c, "staff_id"),
+        clean_text(_first_of(teacher, staff, admin, key="title"), c, "title"),
+        grade,
+        grade_level,
+        graduation_year,
+        parse_dob(student.get("dob"), c) if "student" in roles else None,
+        clean_text(student.get("gender"), c, "gender"),
+        clean_text(contact.get("phone"), c, "phone"),
+        orjson.dumps(details),
+        orjson.dumps(_sensitive(student)) if sensitive_enabled and student else None,
+        modified,
+        digest,
+        orjson.dumps(kept) if kept is not raw else encoded,
+    )
+    return Normalized(row, c.warnings, user_schools=user_schools, contacts=contacts)
+
+
+_ROLE_DETAIL_SKIP = frozenset(
+    {"school", "schools", "student_relationships", "name", "credentials", *SENSITIVE_STUDENT_FIELDS}
+)
+
+
+def _role_details(role: Any) -> dict[str, Any]:
+    """A role's own fields, without links (stored as rows) or sensitive fields."""
+    return {k: v for k, v in _mapping(role).items() if k not in _ROLE_DETAIL_SKIP}
+
+
+def _first_of(*objects: dict[str, Any], key: str) -> Any:
+    for obj in objects:
+        value = obj.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _year(value: Any, collector: Collector) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        year = int(str(value).strip())
+    except ValueError:
+        collector.warn("graduation_year", "invalid_value", "not a year")
+        return None
+    if not 1900 <= year <= 2200:
+        collector.warn("graduation_year", "invalid_value", "not a plausible year")
+        return None
+    return year
+
+
+SECTION_COLUMNS = (
+    "id", "school_id", "course_id", "term_id", "name", "period", "section_number", "sis_id",
+    "subject", "grade", "grade_level", "primary_teacher_id", "source_last_modified",
+    "content_hash", "raw",
+)  # fmt: skip
+
+# Primary teacher plus up to nine co-teachers is what Clever supports.
+MAX_SECTION_TEACHERS = 10
+
+
+def normalize_section(raw: Any) -> Normalized:
+    """A section; its teachers (primary first, co-teachers in order) and students come with it.
+
+    The display name of an unnamed section is made later, in SQL, where its course and
+    teacher are at hand.
+    """
+    record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
+    if record_id is None:
+        return _skip("sections", raw)
+    c = Collector("sections", record_id)
+    modified, digest, encoded = _common(raw)
+    name = clean_text(raw.get("name"), c, "name")
+    if name is None:
+        c.warn("name", "missing_name", "a display name is generated")
+    grade, grade_level = clean_grade(raw.get("grade"), c)
+    primary = as_id(raw.get("teacher"))
+    teachers = id_list(raw.get("teachers"))
+    if primary is not None:
+        teachers = [primary, *(t for t in teachers if t != primary)]
+    if len(teachers) > MAX_SECTION_TEACHERS:
+        c.warn("teachers", "too_many_teachers", f"{len(teachers)} teachers")
+    if not teachers:
+        c.warn("teachers", "no_teachers")
+    students = id_list(raw.get("students"))
+    if not students:
+        c.warn("students", "no_students")
+    for field_name in ("school", "term_id", "course"):
+        if as_id(raw.get(field_name)) is None:
+            c.warn(field_name, f"missing_{field_name.removesuffix('_id')}")
+    row = (
+        record_id,
+        as_id(raw.get("school")),
+        as_id(raw.get("course")),
+        as_id(raw.get("term_id")),
+        name,
+        clean_text(raw.get("period"), c, "period"),
+        clean_text(raw.get("section_number"), c, "section_number"),
+        clean_text(raw.get("sis_id"), c, "sis_id"),
+        clean_text(raw.get("subject"), c, "subject"),
+        grade,
+        grade_level,
+        primary,
+        modified,
+        digest,
+        encoded,
+    )
+    return Normalized(
+        row,
+        c.warnings,
+        section_teachers=[
+            (record_id, teacher, position, position == 0 and primary is not None)
+            for position, teacher in enumerate(teachers)
+        ],
+        enrollments=[(record_id, student) for student in students],
+    )
+
+
+def all_warnings(items: Iterable[Normalized]) -> list[DataIssue]:
+    return [warning for item in items for warning in item.warnings]

@@ -1,0 +1,140 @@
+"""Sync run records (SPEC M10): created when a sync is asked for, updated as it goes."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+import orjson
+
+
+class RunMode(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    API = "api"
+    CLI = "cli"
+    WEBHOOK = "webhook"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HELD = "held"
+    REJECTED = "rejected"
+    COALESCED = "coalesced"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINAL_STATUSES = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.REJECTED,
+    RunStatus.COALESCED,
+)
+
+
+async def create_run(
+    connection: asyncpg.Connection,
+    district_id: str,
+    mode: RunMode,
+    trigger: RunTrigger,
+    status: RunStatus = RunStatus.QUEUED,
+) -> uuid.UUID:
+    run_id = uuid.uuid4()
+    await connection.execute(
+        "INSERT INTO sync_runs (id, district_id, mode, trigger, status)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        run_id,
+        district_id,
+        mode.value,
+        trigger.value,
+        status.value,
+    )
+    return run_id
+
+
+async def start_run(connection: asyncpg.Connection, run_id: uuid.UUID) -> None:
+    await connection.execute(
+        "UPDATE sync_runs SET status = 'running', started_at = now(), error = NULL WHERE id = $1",
+        run_id,
+    )
+
+
+async def record_progress(
+    connection: asyncpg.Connection,
+    run_id: uuid.UUID,
+    progress: dict[str, Any],
+    clever_requests: int,
+) -> None:
+    await connection.execute(
+        "UPDATE sync_runs SET progress = $2, clever_requests = $3 WHERE id = $1",
+        run_id,
+        orjson.dumps(progress),
+        clever_requests,
+    )
+
+
+async def finish_run(
+    connection: asyncpg.Connection,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    *,
+    counts: dict[str, Any] | None = None,
+    warnings_count: int | None = None,
+    clever_requests: int | None = None,
+    error: str | None = None,
+    held_reason: str | None = None,
+) -> None:
+    """Record how a run ended (or that it is held: `finished_at` stays empty then)."""
+    await connection.execute(
+        """
+        UPDATE sync_runs SET
+            status = $2,
+            finished_at = CASE WHEN $2 = 'held' THEN NULL ELSE now() END,
+            counts = COALESCE($3, counts),
+            warnings_count = COALESCE($4, warnings_count),
+            clever_requests = COALESCE($5, clever_requests),
+            error = $6,
+            held_reason = COALESCE($7, held_reason)
+        WHERE id = $1
+        """,
+        run_id,
+        status.value,
+        orjson.dumps(counts) if counts is not None else None,
+        warnings_count,
+        clever_requests,
+        error,
+        held_reason,
+    )
+
+
+async def get_run(connection: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record | None:
+    record: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT * FROM sync_runs WHERE id = $1", run_id
+    )
+    return record
+
+
+async def fail_interrupted_runs(
+    connection: asyncpg.Connection, district_id: str, current: uuid.UUID
+) -> int:
+    """Mark runs of the district that were running when their process died as failed.
+
+    Only called while holding the district's lock, so no other run can be alive.
+    """
+    result: str = await connection.execute(
+        "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
+        " error = 'interrupted: the process running it stopped'"
+        " WHERE district_id = $1 AND status = 'running' AND id <> $2",
+        district_id,
+        current,
+    )
+    return int(result.rsplit(" ", 1)[-1])
