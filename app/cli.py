@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import TaskID
@@ -324,81 +317,11 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
 ) -> None:
-    """Run everything locally: migrate, then the API and a worker until Ctrl-C."""
-    from app.migrations import upgrade
+    """Run everything locally until Ctrl-C: migrate, the API, a worker, and without Clever
+    credentials the Clever sandbox with a first sync of its district."""
+    from app.demo import Demo
 
-    settings = _settings()
-    upgrade(settings.require_database_url())
-    processes = {
-        "api": _spawn("api", "--host", host, "--port", str(port)),
-        "worker": _spawn("worker"),
-    }
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    base_url = f"http://{host}:{port}"
-    try:
-        if _wait_ready(base_url, processes, lambda: stopping):
-            console.print(f"[green]API ready[/green] at {base_url}  (docs: {base_url}/docs)")
-            console.print(f"  health {base_url}/healthz  readiness {base_url}/readyz")
-            console.print(f"  metrics {base_url}/metrics")
-            console.print("Press Ctrl-C to stop.")
-        while not stopping and all(p.poll() is None for p in processes.values()):
-            time.sleep(0.2)
-    finally:
-        failed = [name for name, p in processes.items() if p.poll() not in (None, 0)]
-        _terminate(processes.values())
-    if failed and not stopping:
-        console.print(f"[red]stopped: {', '.join(failed)} exited[/red]")
-        raise typer.Exit(1)
-    console.print("stopped")
-
-
-def _spawn(*args: str) -> subprocess.Popen[bytes]:
-    # Children ignore Ctrl-C from the terminal; the demo stops them itself, in order.
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args],
-        env=os.environ.copy(),
-        start_new_session=True,
-    )
-
-
-def _wait_ready(
-    base_url: str,
-    processes: dict[str, subprocess.Popen[bytes]],
-    stopping: Callable[[], bool],
-    timeout: float = 60.0,
-) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stopping():
-            return False
-        if any(p.poll() is not None for p in processes.values()):
-            return False
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def _terminate(processes: Iterable[subprocess.Popen[bytes]]) -> None:
-    children = list(processes)
-    for process in children:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in children:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    raise typer.Exit(Demo(_settings(), console, host, port).run())
 
 
 def main() -> None:

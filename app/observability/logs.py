@@ -49,3 +49,5 @@ def configure_logging(level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # One line per Clever request is noise; the client logs retries and waits itself.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
