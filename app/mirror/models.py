@@ -187,9 +187,9 @@ class Course(LifecycleColumns, table=True):
 class User(LifecycleColumns, table=True):
     """Any Clever user: student, teacher, staff, district admin or contact (or several).
 
-    Columns hold what the API filters or shows; role details beyond them stay in `roles`
-    (the normalized role objects) and `raw`. Sensitive student fields live in `sensitive`
-    and are only written for districts where they are enabled (SPEC E4).
+    Columns hold what the API filters or shows; role details beyond them stay in `raw`.
+    Sensitive student fields live in `sensitive` and are only written for districts where
+    they are enabled (SPEC E4).
     """
 
     __tablename__ = "users"
@@ -227,7 +227,6 @@ class User(LifecycleColumns, table=True):
     dob: date | None = Field(default=None, sa_type=Date)
     gender: str | None = _text()
     phone: str | None = _text()
-    role_details: dict[str, Any] | None = _jsonb()
     sensitive: dict[str, Any] | None = _jsonb()
 
 

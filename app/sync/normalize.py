@@ -208,11 +208,15 @@ def id_list(value: Any) -> list[str]:
     return list(seen)
 
 
-def content_hash(raw: dict[str, Any], *flags: bool) -> bytes:
-    """A digest of what the record says, for finding changed rows set-wise."""
+def content_hash(encoded: bytes, *flags: bool) -> bytes:
+    """A digest of the record's JSON as Clever sent it, for finding changed rows set-wise.
+
+    Clever's key order is stable, so the bytes themselves are hashed; a reordering would only
+    cost one rewrite of the row.
+    """
     digest = hashlib.blake2b(NORMALIZATION_VERSION, digest_size=16)
     digest.update(bytes(int(flag) for flag in flags))
-    digest.update(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
+    digest.update(encoded)
     return digest.digest()
 
 
@@ -248,7 +252,7 @@ def invalid_record(entity: str, reason: str) -> Normalized:
 def _common(raw: dict[str, Any], *flags: bool) -> tuple[datetime | None, bytes, bytes]:
     """`source_last_modified`, `content_hash` and the raw JSON, shared by every entity."""
     encoded = orjson.dumps(raw)
-    return parse_timestamp(raw.get("last_modified")), content_hash(raw, *flags), encoded
+    return parse_timestamp(raw.get("last_modified")), content_hash(encoded, *flags), encoded
 
 
 DISTRICT_COLUMNS = (
@@ -362,7 +366,7 @@ USER_COLUMNS = (
     "id", "roles", "name_first", "name_middle", "name_last", "preferred_first_name",
     "email", "email_normalized", "email_valid", "primary_school_id", "sis_id", "state_id",
     "student_number", "teacher_number", "staff_number", "title", "grade", "grade_level",
-    "graduation_year", "dob", "gender", "phone", "role_details", "sensitive",
+    "graduation_year", "dob", "gender", "phone", "sensitive",
     "source_last_modified", "content_hash", "raw",
 )  # fmt: skip
 
@@ -458,7 +462,6 @@ def normalize_user(raw: Any, *, sensitive_enabled: bool) -> Normalized:
             )
         )
 
-    details = {role: _role_details(roles_obj.get(role)) for role in roles}
     row = (
         record_id,
         roles,
@@ -482,23 +485,12 @@ def normalize_user(raw: Any, *, sensitive_enabled: bool) -> Normalized:
         parse_dob(student.get("dob"), c) if "student" in roles else None,
         clean_text(student.get("gender"), c, "gender"),
         clean_text(contact.get("phone"), c, "phone"),
-        orjson.dumps(details),
         orjson.dumps(_sensitive(student)) if sensitive_enabled and student else None,
         modified,
         digest,
-        orjson.dumps(kept) if kept is not raw else encoded,
+        encoded,
     )
     return Normalized(row, c.warnings, user_schools=user_schools, contacts=contacts)
-
-
-_ROLE_DETAIL_SKIP = frozenset(
-    {"school", "schools", "student_relationships", "name", "credentials", *SENSITIVE_STUDENT_FIELDS}
-)
-
-
-def _role_details(role: Any) -> dict[str, Any]:
-    """A role's own fields, without links (stored as rows) or sensitive fields."""
-    return {k: v for k, v in _mapping(role).items() if k not in _ROLE_DETAIL_SKIP}
 
 
 def _first_of(*objects: dict[str, Any], key: str) -> Any:

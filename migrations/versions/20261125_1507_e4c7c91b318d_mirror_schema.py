@@ -531,7 +531,6 @@ def upgrade() -> None:
         sa.Column("dob", sa.Date(), nullable=True),
         sa.Column("gender", sa.Text(), nullable=True),
         sa.Column("phone", sa.Text(), nullable=True),
-        sa.Column("role_details", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("sensitive", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.ForeignKeyConstraint(
             ["district_id"], ["districts.id"], name=op.f("fk_users_district_id_districts")
