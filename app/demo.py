@@ -20,17 +20,14 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
-from arq import create_pool
 from rich.console import Console
 
 from app.migrations import upgrade
-from app.mirror.pg import init_connection
-from app.redis import redis_settings
+from app.mirror.pg import create_pool
 from app.settings import Settings
 from app.sync import runs
+from app.sync.queue import create_queue, request_sync
 from app.sync.runs import FINAL_STATUSES, RunMode, RunTrigger
-from workers.jobs import enqueue_sync
-from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 SANDBOX_SIZE = "S"
 SANDBOX_SEED = 1
@@ -121,31 +118,25 @@ class Demo:
 
     async def _first_sync(self, district_id: str) -> None:
         """Have the worker sync the sandbox district, unless it was synced before."""
-        connection = await asyncpg.connect(self.settings.asyncpg_database_url)
-        await init_connection(connection)
-        redis = await create_pool(
-            redis_settings(self.settings),
-            job_serializer=serialize_job,
-            job_deserializer=deserialize_job,
-            default_queue_name=QUEUE_NAME,
-        )
+        pool = await create_pool(self.settings, max_size=2)
+        redis = await create_queue(self.settings)
         try:
-            synced = await connection.fetchval(
+            synced = await pool.fetchval(
                 "SELECT last_full_sync_at FROM district_sync_state WHERE district_id = $1",
                 district_id,
             )
             if synced is not None:
                 self.console.print(f"district {district_id} last synced {synced:%Y-%m-%d %H:%M}")
                 return
-            run_id = await runs.create_run(connection, district_id, RunMode.FULL, RunTrigger.CLI)
-            await enqueue_sync(
-                redis, district_id, mode=RunMode.FULL, trigger=RunTrigger.CLI, run_id=run_id
+            request = await request_sync(
+                redis, pool, district_id, mode=RunMode.FULL, trigger=RunTrigger.CLI
             )
-            self.console.print(f"first sync of district {district_id} (run {run_id})...")
-            await self._wait_for_run(connection, run_id)
+            self.console.print(f"first sync of district {district_id} (run {request.run_id})...")
+            async with pool.acquire() as connection:
+                await self._wait_for_run(connection, request.run_id)
         finally:
             await redis.aclose()
-            await connection.close()
+            await pool.close()
 
     async def _wait_for_run(self, connection: asyncpg.Connection, run_id: uuid.UUID) -> None:
         deadline = time.monotonic() + FIRST_SYNC_TIMEOUT_SECONDS

@@ -10,44 +10,18 @@ import logging
 import uuid
 from typing import Any
 
-from arq.connections import ArqRedis
 from arq.cron import CronJob, cron
-from arq.jobs import Job
 from arq.worker import func
 from sqlalchemy import text
 
 from app.settings import Settings, parse_cron
-from app.sync import runs
+from app.sync.queue import request_sync
 from app.sync.runs import RunMode, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 
 logger = logging.getLogger(__name__)
 
 SYNC_JOB_TIMEOUT_SECONDS = 6 * 3600
-
-
-def sync_job_id(district_id: str) -> str:
-    """One queued or running sync per district: arq refuses a second job with this id."""
-    return f"sync:{district_id}"
-
-
-async def enqueue_sync(
-    redis: ArqRedis,
-    district_id: str,
-    *,
-    mode: RunMode,
-    trigger: RunTrigger,
-    run_id: uuid.UUID,
-) -> Job | None:
-    """Queue a sync of the district; None when one is already queued or running."""
-    return await redis.enqueue_job(
-        "sync_district",
-        district_id,
-        mode.value,
-        trigger.value,
-        str(run_id),
-        _job_id=sync_job_id(district_id),
-    )
 
 
 async def run_sync(
@@ -78,23 +52,10 @@ async def schedule_full_syncs(ctx: dict[str, Any]) -> int:
     deps: SyncDeps = ctx["sync"]
     queued = 0
     for district_id in await deps.tokens.district_ids():
-        async with deps.pool.acquire() as connection:
-            run_id = await runs.create_run(
-                connection, district_id, RunMode.FULL, RunTrigger.SCHEDULE
-            )
-        job = await enqueue_sync(
-            ctx["redis"], district_id, mode=RunMode.FULL, trigger=RunTrigger.SCHEDULE, run_id=run_id
+        request = await request_sync(
+            ctx["redis"], deps.pool, district_id, mode=RunMode.FULL, trigger=RunTrigger.SCHEDULE
         )
-        if job is None:
-            async with deps.pool.acquire() as connection:
-                await runs.finish_run(
-                    connection,
-                    run_id,
-                    runs.RunStatus.COALESCED,
-                    error="a sync of this district was already queued or running",
-                )
-        else:
-            queued += 1
+        queued += request.queued
     return queued
 
 

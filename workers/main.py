@@ -6,10 +6,8 @@ Run it with `roster worker`; `roster worker --check` (or `arq workers.main.Worke
 
 from __future__ import annotations
 
-import functools
 from typing import Any, TypedDict
 
-import orjson
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -17,18 +15,16 @@ from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool
 from app.redis import redis_settings
 from app.settings import Settings, load_settings
+from app.sync.queue import QUEUE_NAME, deserialize_job, serialize_job
 from app.sync.service import SyncDeps
 from app.sync.tokens import DistrictTokens
 from workers import jobs
 
-QUEUE_NAME = "roster:queue"
+__all__ = ["QUEUE_NAME", "deserialize_job", "serialize_job", "worker_settings"]
+
 HEALTH_CHECK_INTERVAL_SECONDS = 10
 # Syncs running at once in one worker process; more workers scale out across machines.
 MAX_JOBS = 4
-
-# Jobs travel as JSON, not pickle: they carry ids only, and any process may read them.
-serialize_job = functools.partial(orjson.dumps, default=repr)
-deserialize_job = orjson.loads
 
 
 class WorkerContext(TypedDict):

@@ -69,6 +69,22 @@ class SyncOutcome:
     held_reason: str | None = None
 
 
+def _lock_key(district_id: str) -> str:
+    return f"roster:sync:{district_id}"
+
+
+async def is_district_locked(connection: asyncpg.Connection, district_id: str) -> bool:
+    """Whether some session holds the district's sync lock (a sync is running)."""
+    acquired = await connection.fetchval(
+        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _lock_key(district_id)
+    )
+    if acquired:
+        await connection.execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))", _lock_key(district_id)
+        )
+    return not acquired
+
+
 @asynccontextmanager
 async def district_lock(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[bool]:
     """Hold the district's sync lock for the block; yields False if another run holds it.
@@ -77,7 +93,7 @@ async def district_lock(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[b
     district locked.
     """
     async with pool.acquire() as connection:
-        key = f"roster:sync:{district_id}"
+        key = _lock_key(district_id)
         acquired = bool(
             await connection.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
         )
