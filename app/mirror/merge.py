@@ -212,6 +212,9 @@ async def _merge_entity(
     kind = ENTITY_KINDS[entity]
     columns = kind.columns
     column_list = ", ".join(columns)
+    select_list = ", ".join(
+        "convert_from(raw, 'UTF8')::jsonb" if column == "raw" else column for column in columns
+    )
     updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column != "id")
     district_column = "" if entity == "districts" else "district_id, "
     district_value = "" if entity == "districts" else "$1, "
@@ -226,7 +229,7 @@ async def _merge_entity(
             )
         ), upserted AS (
             INSERT INTO {entity} AS t ({district_column}{column_list})
-            SELECT {district_value}{column_list} FROM changed
+            SELECT {district_value}{select_list} FROM changed
             ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now(), deleted_at = NULL
             WHERE (t.source_last_modified IS NULL OR EXCLUDED.source_last_modified IS NULL
                    OR EXCLUDED.source_last_modified >= t.source_last_modified)

@@ -32,9 +32,14 @@ class StageKind:
 
 
 def _entity_kind(name: str, columns: Sequence[str]) -> StageKind:
+    """Staged like the live table, except `raw`: staged as the JSON bytes, so that COPY
+    need not parse every record; only changed rows are parsed, when merged."""
     table = metadata.tables[name]
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    types = tuple(str(table.c[column].type.compile(dialect=dialect)) for column in columns)
+    types = tuple(
+        "bytea" if column == "raw" else str(table.c[column].type.compile(dialect=dialect))
+        for column in columns
+    )
     return StageKind(name, tuple(columns), types)
 
 

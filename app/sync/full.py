@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +31,14 @@ import asyncpg
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
 from app.mirror import merge
-from app.mirror.staging import ENTITY_KINDS, ISSUES, LINK_KINDS, Staging, drop_stale
+from app.mirror.staging import (
+    ENTITY_KINDS,
+    ISSUES,
+    LINK_KINDS,
+    StageKind,
+    Staging,
+    drop_stale,
+)
 from app.sync import normalize, runs
 from app.sync.runs import RunStatus
 
@@ -149,7 +156,7 @@ async def _run_locked(
             )
             await staging.create(connection)
             await _fetch_into_staging(
-                connection, client, staging, district_id, run_id, sensitive, on_progress
+                pool, connection, client, staging, district_id, run_id, sensitive, on_progress
             )
             outcome = await _apply(connection, staging, district_id, run_id, options)
             await runs.finish_run(
@@ -246,6 +253,7 @@ class _Progress:
 
 
 async def _fetch_into_staging(
+    pool: asyncpg.Pool,
     connection: asyncpg.Connection,
     client: CleverClient,
     staging: Staging,
@@ -254,26 +262,75 @@ async def _fetch_into_staging(
     sensitive: bool,
     on_progress: ProgressCallback | None,
 ) -> None:
-    """Read every collection into staging, page by page."""
+    """Read every collection into staging, page by page.
+
+    Three things overlap: the next page is fetched, this page is normalized, and the
+    previous page is copied into Postgres on a connection of its own.
+    """
     progress = _Progress()
-    for collection in COLLECTIONS:
-        progress.pages[collection] = 0
-        progress.records[collection] = 0
-        async for page in _read_ahead(client.iter_pages(collection)):
-            if collection == "districts":
-                _check_district(page, district_id)
-            await _stage_page(connection, staging, collection, page, sensitive)
-            progress.pages[collection] += 1
-            progress.records[collection] += page.entry_count
-            if on_progress is not None:
-                on_progress(collection, progress.pages[collection], progress.records[collection])
-            now = time.monotonic()
-            if now - progress.written_at >= PROGRESS_INTERVAL_SECONDS:
-                progress.written_at = now
-                await runs.record_progress(
-                    connection, run_id, progress.as_dict(), client.request_count
-                )
+    async with pool.acquire() as copy_connection, _Copier(copy_connection, staging) as copier:
+        for collection in COLLECTIONS:
+            progress.pages[collection] = 0
+            progress.records[collection] = 0
+            async for page in _read_ahead(client.iter_pages(collection)):
+                if collection == "districts":
+                    _check_district(page, district_id)
+                await copier.put(_normalize_page(collection, page, sensitive))
+                progress.pages[collection] += 1
+                progress.records[collection] += page.entry_count
+                if on_progress is not None:
+                    on_progress(
+                        collection, progress.pages[collection], progress.records[collection]
+                    )
+                now = time.monotonic()
+                if now - progress.written_at >= PROGRESS_INTERVAL_SECONDS:
+                    progress.written_at = now
+                    await runs.record_progress(
+                        connection, run_id, progress.as_dict(), client.request_count
+                    )
     await runs.record_progress(connection, run_id, progress.as_dict(), client.request_count)
+
+
+Batch = list[tuple[StageKind, Sequence[tuple[Any, ...]]]]
+
+
+class _Copier:
+    """COPYs batches into staging in the background, one page behind the normalizer.
+
+    Leaving the block waits for every batch to be copied, and raises a failed COPY's error.
+    """
+
+    def __init__(self, connection: asyncpg.Connection, staging: Staging) -> None:
+        self._connection = connection
+        self._staging = staging
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Copier:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def put(self, batch: Batch) -> None:
+        assert self._task is not None
+        if self._task.done():
+            await self._task  # raises the COPY's error
+        await self._queue.put(batch)
+
+    async def _run(self) -> None:
+        while (batch := await self._queue.get()) is not None:
+            for kind, rows in batch:
+                await self._staging.copy(self._connection, kind, rows)
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        assert self._task is not None
+        if exc_type is None and not self._task.done():
+            await self._queue.put(None)
+            await self._task
+            return
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        if exc_type is None:
+            await self._task
 
 
 async def _read_ahead(pages: AsyncIterator[Page[Any]]) -> AsyncIterator[Page[Any]]:
@@ -315,14 +372,8 @@ _NORMALIZERS: dict[str, Callable[..., normalize.Normalized]] = {
 }
 
 
-async def _stage_page(
-    connection: asyncpg.Connection,
-    staging: Staging,
-    collection: str,
-    page: Page[Any],
-    sensitive: bool,
-) -> None:
-    """Normalize one page and COPY its rows, links and warnings."""
+def _normalize_page(collection: str, page: Page[Any], sensitive: bool) -> Batch:
+    """One page's rows, links and warnings, per staging table."""
     # Raw JSON, not parsed wire models: normalization reads any shape, and parsing a
     # district's worth of models would cost more than everything else here.
     raws = page.raw_records
@@ -333,28 +384,17 @@ async def _stage_page(
         items = [normalizer(raw) for raw in raws]
     unreadable = page.entry_count - len(raws)
     items.extend([normalize.invalid_record(collection, "entry is not an object")] * unreadable)
-    rows = [item.row for item in items if item.row is not None]
-    issues = normalize.all_warnings(items)
-    await staging.copy(connection, ENTITY_KINDS[collection], rows)
+    batch: Batch = [(ENTITY_KINDS[collection], [i.row for i in items if i.row is not None])]
     if collection == "users":
-        await staging.copy(
-            connection, LINK_KINDS["user_schools"], [x for i in items for x in i.user_schools]
-        )
-        await staging.copy(
-            connection,
-            LINK_KINDS["contact_relationships"],
-            [x for i in items for x in i.contacts],
-        )
+        batch.append((LINK_KINDS["user_schools"], [x for i in items for x in i.user_schools]))
+        batch.append((LINK_KINDS["contact_relationships"], [x for i in items for x in i.contacts]))
     elif collection == "sections":
-        await staging.copy(
-            connection,
-            LINK_KINDS["section_teachers"],
-            [x for i in items for x in i.section_teachers],
+        batch.append(
+            (LINK_KINDS["section_teachers"], [x for i in items for x in i.section_teachers])
         )
-        await staging.copy(
-            connection, LINK_KINDS["enrollments"], [x for i in items for x in i.enrollments]
-        )
-    await staging.copy(connection, ISSUES, issues)
+        batch.append((LINK_KINDS["enrollments"], [x for i in items for x in i.enrollments]))
+    batch.append((ISSUES, normalize.all_warnings(items)))
+    return batch
 
 
 async def _apply(

@@ -93,7 +93,9 @@ def clean_text(value: Any, collector: Collector, field_name: str) -> str | None:
             collector.warn(field_name, "invalid_type", f"expected text, got {type(value).__name__}")
             return None
         value = str(value)
-    text = unicodedata.normalize("NFC", value.strip())
+    text: str = value.strip()
+    if not text.isascii():  # ASCII is already NFC; most values are, and the check is cheap
+        text = unicodedata.normalize("NFC", text)
     if not text:
         return None
     if len(text) > LONG_STRING:
