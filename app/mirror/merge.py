@@ -187,15 +187,14 @@ async def apply_batch(
             connection, staging, entity, district_id
         )
     await _refresh_section_display_names(connection, district_id)
+    await _end_links_to_deactivated(connection, staging, district_id)
     await _stage_reference_warnings(connection, staging, district_id, full=full)
-    counts.links["user_schools"] = await _merge_user_schools(connection, staging, district_id, full)
-    counts.links["contact_relationships"] = await _merge_contacts(
-        connection, staging, district_id, full
-    )
+    counts.links["user_schools"] = await _merge_user_schools(connection, staging, district_id)
+    counts.links["contact_relationships"] = await _merge_contacts(connection, staging, district_id)
     counts.links["section_teachers"] = await _merge_section_teachers(
-        connection, staging, district_id, full
+        connection, staging, district_id
     )
-    counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id, full)
+    counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
     counts.warnings_opened, counts.warnings_resolved = await _merge_warnings(
         connection, staging, district_id, run_id, full=full
     )
@@ -223,7 +222,7 @@ async def _merge_entity(
         f"""
         WITH changed AS (
             SELECT s.* FROM {staging.table(entity)} s
-            WHERE NOT EXISTS (
+            WHERE s.raw IS NOT NULL AND NOT EXISTS (
                 SELECT 1 FROM {entity} t
                 WHERE t.id = s.id AND t.content_hash = s.content_hash AND t.deleted_at IS NULL
             )
@@ -292,6 +291,50 @@ async def _refresh_section_display_names(connection: asyncpg.Connection, distric
         """,
         district_id,
     )
+
+
+async def _end_links_to_deactivated(
+    connection: asyncpg.Connection, staging: Staging, district_id: str
+) -> None:
+    """End links that point at records this batch deactivated, warning on their owners.
+
+    Owners staged in full get their links rebuilt anyway; this covers owners that did not
+    change (an unchanged section listing a student who left). The warning makes the next
+    full sync look at the owner again, so the link returns if the record does.
+    """
+    deletions = staging.table("deletions")
+    for link, owner_entity, owner, ref, target, field_name, code, ends in (
+        ("enrollments", "sections", "section_id", "student_id", "users", "students",
+         "unknown_student", "ended_at"),
+        ("section_teachers", "sections", "section_id", "teacher_id", "users", "teachers",
+         "unknown_teacher", "deleted_at"),
+        ("user_schools", "users", "user_id", "school_id", "schools", "schools",
+         "unknown_school", "deleted_at"),
+        ("contact_relationships", "users", "contact_id", "student_id", "users",
+         "student_relationships", "unknown_student", "deleted_at"),
+    ):  # fmt: skip
+        stamp = (
+            "ended_at = now()" if ends == "ended_at" else "deleted_at = now(), updated_at = now()"
+        )
+        await connection.execute(
+            f"""
+            WITH ended AS (
+                UPDATE {link} t SET {stamp}
+                WHERE t.district_id = $1 AND t.{ends} IS NULL
+                  AND t.{ref} IN (SELECT id FROM {deletions} WHERE entity = '{target}')
+                  AND t.{owner} NOT IN (
+                      SELECT id FROM {staging.table(owner_entity)} WHERE raw IS NOT NULL
+                  )
+                RETURNING t.{owner} AS owner, t.{ref} AS ref
+            )
+            INSERT INTO {staging.table("issues")} (entity, record_id, field, code, detail)
+            SELECT '{owner_entity}', owner, '{field_name}', '{code}',
+                   count(*) || ' not shared: '
+                   || array_to_string((array_agg(ref ORDER BY ref))[1:{DETAIL_IDS}], ', ')
+            FROM ended GROUP BY owner
+            """,
+            district_id,
+        )
 
 
 async def _stage_reference_warnings(
@@ -364,12 +407,13 @@ async def _stage_reference_warnings(
     await connection.execute(f"ANALYZE {issues}")
 
 
-def _scope(staging: Staging, owner_entity: str, owner_column: str, *, full: bool) -> str:
-    """SQL condition limiting live links to those this batch speaks for."""
-    if full:
-        return "TRUE"
+def _scope(staging: Staging, owner_entity: str, owner_column: str) -> str:
+    """SQL condition limiting live links to those this batch speaks for: the links of
+    records it staged in full, and of records it deleted. A record a full sync found
+    unchanged keeps its links as they are."""
     return (
-        f"(t.{owner_column} IN (SELECT id FROM {staging.table(owner_entity)})"
+        f"(t.{owner_column} IN (SELECT id FROM {staging.table(owner_entity)}"
+        f" WHERE raw IS NOT NULL)"
         f" OR t.{owner_column} IN (SELECT id FROM {staging.table('deletions')}"
         f" WHERE entity = '{owner_entity}'))"
     )
@@ -390,7 +434,6 @@ async def _merge_links(
     staging: Staging,
     spec: _LinkSpec,
     district_id: str,
-    full: bool,
 ) -> EntityCounts:
     """Make the live links of every record in the batch exactly the staged ones.
 
@@ -433,7 +476,7 @@ async def _merge_links(
         f"""
         UPDATE {spec.table} t SET deleted_at = now(), updated_at = now()
         WHERE t.district_id = $1 AND t.deleted_at IS NULL
-          AND {_scope(staging, spec.owner_entity, owner_column, full=full)}
+          AND {_scope(staging, spec.owner_entity, owner_column)}
           AND NOT EXISTS (
               SELECT 1 FROM {staged} s WHERE {same_keys} AND {known}
           )
@@ -446,7 +489,7 @@ async def _merge_links(
 
 
 async def _merge_user_schools(
-    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+    connection: asyncpg.Connection, staging: Staging, district_id: str
 ) -> EntityCounts:
     spec = _LinkSpec(
         table="user_schools",
@@ -455,11 +498,11 @@ async def _merge_user_schools(
         values=("is_primary",),
         references=(("school_id", "schools"),),
     )
-    return await _merge_links(connection, staging, spec, district_id, full)
+    return await _merge_links(connection, staging, spec, district_id)
 
 
 async def _merge_contacts(
-    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+    connection: asyncpg.Connection, staging: Staging, district_id: str
 ) -> EntityCounts:
     spec = _LinkSpec(
         table="contact_relationships",
@@ -468,11 +511,11 @@ async def _merge_contacts(
         values=("relationship", "type"),
         references=(("student_id", "users"),),
     )
-    return await _merge_links(connection, staging, spec, district_id, full)
+    return await _merge_links(connection, staging, spec, district_id)
 
 
 async def _merge_section_teachers(
-    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+    connection: asyncpg.Connection, staging: Staging, district_id: str
 ) -> EntityCounts:
     spec = _LinkSpec(
         table="section_teachers",
@@ -481,11 +524,11 @@ async def _merge_section_teachers(
         values=("position", "is_primary"),
         references=(("teacher_id", "users"),),
     )
-    return await _merge_links(connection, staging, spec, district_id, full)
+    return await _merge_links(connection, staging, spec, district_id)
 
 
 async def _merge_enrollments(
-    connection: asyncpg.Connection, staging: Staging, district_id: str, full: bool
+    connection: asyncpg.Connection, staging: Staging, district_id: str
 ) -> EntityCounts:
     """Start enrollments that appeared, end the ones that vanished; never rewrite history."""
     staged = staging.table("enrollments")
@@ -494,7 +537,7 @@ async def _merge_enrollments(
         f"""
         UPDATE enrollments t SET ended_at = now()
         WHERE t.district_id = $1 AND t.ended_at IS NULL
-          AND {_scope(staging, "sections", "section_id", full=full)}
+          AND {_scope(staging, "sections", "section_id")}
           AND NOT EXISTS (
               SELECT 1 FROM {staged} s
               WHERE s.section_id = t.section_id AND s.student_id = t.student_id AND {known}
@@ -558,14 +601,17 @@ async def _merge_warnings(
         district_id,
         run_id,
     )
+    # A batch speaks for the records it staged in full or deleted; a full one also for the
+    # warnings it computes over the whole district.
+    covered = " OR ".join(
+        f"(w.entity = '{entity}' AND w.record_id IN ("
+        f"SELECT id FROM {staging.table(entity)} WHERE raw IS NOT NULL"
+        f" UNION ALL SELECT id FROM {staging.table('deletions')} WHERE entity = '{entity}'))"
+        for entity in ENTITY_ORDER
+    )
     if full:
-        covered = "TRUE"
-    else:
-        # An incremental batch speaks only for the records it holds or deleted.
-        covered = " OR ".join(
-            f"(w.entity = '{entity}' AND w.record_id IN (SELECT id FROM {staging.table(entity)}"
-            f" UNION ALL SELECT id FROM {staging.table('deletions')} WHERE entity = '{entity}'))"
-            for entity in ENTITY_ORDER
+        covered += (
+            " OR w.record_id IS NULL OR w.code IN ('duplicate_section_name', 'duplicate_record')"
         )
     resolved = await connection.execute(
         f"""

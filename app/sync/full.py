@@ -275,7 +275,8 @@ async def _fetch_into_staging(
             async for page in _read_ahead(client.iter_pages(collection)):
                 if collection == "districts":
                     _check_district(page, district_id)
-                await copier.put(_normalize_page(collection, page, sensitive))
+                known = await _known_digests(connection, collection, district_id, page)
+                await copier.put(_normalize_page(collection, page, sensitive, known))
                 progress.pages[collection] += 1
                 progress.records[collection] += page.entry_count
                 if on_progress is not None:
@@ -372,19 +373,64 @@ _NORMALIZERS: dict[str, Callable[..., normalize.Normalized]] = {
 }
 
 
-def _normalize_page(collection: str, page: Page[Any], sensitive: bool) -> Batch:
-    """One page's rows, links and warnings, per staging table."""
+async def _known_digests(
+    connection: asyncpg.Connection, collection: str, district_id: str, page: Page[Any]
+) -> dict[str, bytes]:
+    """Content hashes of the page's records the mirror holds active and complete.
+
+    A record whose hash matches is skipped: not normalized, its links not restaged. Records
+    with an open `unknown_*` warning are left out so their links are checked again: what
+    they referenced may have been shared since.
+    """
+    ids = [raw["id"] for raw in page.raw_records if isinstance(raw.get("id"), str)]
+    if not ids or collection == "districts":  # one record, not worth a query
+        return {}
+    rows = await connection.fetch(
+        f"""
+        SELECT t.id, t.content_hash FROM {collection} t
+        WHERE t.id BETWEEN $1 AND $2 AND t.district_id = $3 AND t.deleted_at IS NULL
+          AND NOT EXISTS (
+              SELECT 1 FROM data_warnings w
+              WHERE w.district_id = $3 AND w.entity = '{collection}' AND w.record_id = t.id
+                AND w.resolved_at IS NULL AND w.code LIKE 'unknown%'
+          )
+        """,
+        min(ids),
+        max(ids),
+        district_id,
+    )
+    return {row["id"]: row["content_hash"] for row in rows}
+
+
+def _normalize_page(
+    collection: str, page: Page[Any], sensitive: bool, known: dict[str, bytes]
+) -> Batch:
+    """One page's rows, links and warnings, per staging table.
+
+    Records found unchanged in `known` are staged as id and hash only.
+    """
     # Raw JSON, not parsed wire models: normalization reads any shape, and parsing a
     # district's worth of models would cost more than everything else here.
     raws = page.raw_records
+    rows: list[tuple[Any, ...]] = []
+    changed: list[dict[str, Any]] = []
+    for raw in raws:
+        record_id = raw.get("id")
+        if isinstance(record_id, str) and (live := known.get(record_id)) is not None:
+            digest = normalize.digest_of(collection, raw, sensitive_enabled=sensitive)
+            if digest == live:
+                rows.append(normalize.unchanged_row(collection, record_id, digest))
+                continue
+        changed.append(raw)
     if collection == "users":
-        items = [normalize.normalize_user(raw, sensitive_enabled=sensitive) for raw in raws]
+        items = [normalize.normalize_user(raw, sensitive_enabled=sensitive) for raw in changed]
     else:
         normalizer = _NORMALIZERS[collection]
-        items = [normalizer(raw) for raw in raws]
+        items = [normalizer(raw) for raw in changed]
     unreadable = page.entry_count - len(raws)
     items.extend([normalize.invalid_record(collection, "entry is not an object")] * unreadable)
-    batch: Batch = [(ENTITY_KINDS[collection], [i.row for i in items if i.row is not None])]
+    rows.extend(i.row for i in items if i.row is not None)
+    batch: Batch = [(ENTITY_KINDS[collection], rows)]
     if collection == "users":
         batch.append((LINK_KINDS["user_schools"], [x for i in items for x in i.user_schools]))
         batch.append((LINK_KINDS["contact_relationships"], [x for i in items for x in i.contacts]))

@@ -586,3 +586,37 @@ def normalize_section(raw: Any) -> Normalized:
 
 def all_warnings(items: Iterable[Normalized]) -> list[DataIssue]:
     return [warning for item in items for warning in item.warnings]
+
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "districts": DISTRICT_COLUMNS,
+    "schools": SCHOOL_COLUMNS,
+    "terms": TERM_COLUMNS,
+    "courses": COURSE_COLUMNS,
+    "users": USER_COLUMNS,
+    "sections": SECTION_COLUMNS,
+}
+
+
+def digest_of(entity: str, raw: dict[str, Any], *, sensitive_enabled: bool) -> bytes:
+    """The `content_hash` the entity's normalizer would give `raw`, at a fraction of the cost.
+
+    Lets a sync recognise a record the mirror already holds as it is, and skip normalizing it.
+    """
+    if entity == "users":
+        kept = raw if sensitive_enabled else _strip_sensitive(raw)
+        return content_hash(orjson.dumps(kept), sensitive_enabled)
+    return content_hash(orjson.dumps(raw))
+
+
+def unchanged_row(entity: str, record_id: str, digest: bytes) -> tuple[Any, ...]:
+    """A staged row that only says "this record is still shared, as it was".
+
+    It carries the id and hash; every other column, `raw` included, is NULL, which is how
+    the merge tells such rows from complete ones.
+    """
+    columns = COLUMNS[entity]
+    row: list[Any] = [None] * len(columns)
+    row[columns.index("id")] = record_id
+    row[columns.index("content_hash")] = digest
+    return tuple(row)

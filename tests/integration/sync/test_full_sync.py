@@ -455,3 +455,32 @@ async def test_a_clever_failure_mid_fetch_fails_the_run_cleanly(
     )
     assert run is not None and run["status"] == "failed" and run["finished_at"] is not None
     assert "fake-district-token" not in (run["error"] or "")
+
+
+async def test_unchanged_sections_follow_their_students_leaving_and_coming(
+    clever: FakeClever, deps: SyncDeps, pool: asyncpg.Pool
+) -> None:
+    """Sections Clever did not change still lose a student who left, and gain one shared
+    later, although a re-sync skips unchanged records."""
+    seed(clever)
+    await _sync(deps)
+    open_stays = (
+        "SELECT student_id FROM enrollments WHERE section_id = $1 AND ended_at IS NULL ORDER BY 1"
+    )
+    student = clever.records["users"]["s2"]
+    clever.delete("users", "s2")
+    await _sync(deps)
+    assert [r["student_id"] for r in await pool.fetch(open_stays, "sec1")] == ["s1"]
+    assert ("sections", "sec1", "unknown_student") in await _warnings(pool)
+
+    clever.put("users", student)
+    clever.put("users", user("ghost", "student", first="Now", last="Shared", grade="3"))
+    await _sync(deps)
+    assert [r["student_id"] for r in await pool.fetch(open_stays, "sec1")] == ["s1", "s2"]
+    assert [r["student_id"] for r in await pool.fetch(open_stays, "sec2")] == ["ghost", "s1"]
+    assert ("sections", "sec1", "unknown_student") not in await _warnings(pool)
+    assert ("sections", "sec2", "unknown_student") not in await _warnings(pool)
+    stays = await pool.fetchval(
+        "SELECT count(*) FROM enrollments WHERE section_id = 'sec1' AND student_id = 's2'"
+    )
+    assert stays == 2
