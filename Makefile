@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run down test test-slow lint typecheck format migrate openapi openapi-check bench
+.PHONY: help install run down test lint typecheck format migrate openapi openapi-check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,3 +49,9 @@ openapi: install ## Write openapi/openapi.json from the app
 
 openapi-check: install ## Fail if openapi/openapi.json differs from the app
 	$(RUN) roster openapi --check
+
+BENCH_SIZE ?= M
+BENCH_ARGS ?=
+
+bench: install ## Benchmarks (client, sync) at BENCH_SIZE; BENCH_ARGS="profile --top 40" etc.
+	$(RUN) python -m bench --size $(BENCH_SIZE) $(BENCH_ARGS)

@@ -1,0 +1,15 @@
+"""Benchmarks of the roster mirror (SPEC section 6), run as `python -m bench <scenario>`.
+
+Scenarios:
+
+* `client`: page through every collection of a sandbox district with `CleverClient`,
+  parsed models versus raw JSON; wall time, records/s, peak RSS of client and sandbox.
+* `sync`: the real `roster sync` in a child process against a sandbox in another: first
+  sync, no-change re-sync (which must write nothing), and a plain `COPY` of the same rows
+  into a fresh database as the baseline (SPEC P1, P2, P3).
+* `profile`: the sync in this process with timers around its phases and every SQL
+  statement, then once more under cProfile.
+
+Each scenario prints a table and writes `bench/results/<scenario>-<size>.json`. Absolute
+times are noisy; the ratios measured side by side in one run are what matter.
+"""

@@ -1,0 +1,29 @@
+"""What every scenario is told: the size, the servers, where results go, time limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    size: str
+    """Sandbox district size: tiny, S, M, L or XL (SPEC section 6)."""
+    server_url: str
+    """A Postgres URL on which scratch databases may be created."""
+    redis_url: str
+    """Handed to `roster` processes, which refuse to start without one (syncs do not use it)."""
+    results_dir: Path = RESULTS_DIR
+    timeout: float = 3600.0
+    """Longest any one step (a sync, a sandbox start-up) may run before it is killed."""
+    top: int = 25
+    """Rows of the profile's tables."""
+    cprofile: bool = True
+    """Whether `profile` also runs a re-sync under cProfile."""
+
+    @property
+    def log_dir(self) -> Path:
+        return self.results_dir / "logs"
