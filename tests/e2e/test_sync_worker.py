@@ -36,8 +36,6 @@ from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.integration.sync_sandbox.support import (
     assert_mirror_matches_truth,
-    create_mirror_pool,
-    empty_mirror,
     run_row,
     sandbox_settings,
     snapshot_rows,
@@ -46,6 +44,7 @@ from tests.integration.sync_sandbox.support import (
     sync_ok,
     wait_for,
 )
+from tests.support.mirror import create_mirror_pool, empty_mirror
 from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 ROSTER = [sys.executable, "-m", "app.cli"]

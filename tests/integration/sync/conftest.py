@@ -9,34 +9,24 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from app.mirror.pg import init_connection
-from app.settings import Settings, to_asyncpg_url
+from app.settings import Settings
 from app.sync.service import SyncDeps
 from app.sync.tokens import DistrictTokens
 from tests.integration.sync.fake_clever import BASE_URL, TOKEN, FakeClever
-
-MIRROR_TABLES = (
-    "districts, district_sync_state, schools, users, user_schools, sections, section_teachers,"
-    " enrollments, terms, courses, contact_relationships, sync_runs, data_warnings"
-)
+from tests.support.mirror import create_mirror_pool, empty_mirror
 
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test database; the sync commits, so tables are emptied afterwards."""
-    pool = await asyncpg.create_pool(
-        to_asyncpg_url(database_url), min_size=1, max_size=6, init=init_connection
-    )
-    assert pool is not None
+    pool = await create_mirror_pool(database_url)
     try:
         yield pool
     finally:
-        await pool.execute(f"TRUNCATE {MIRROR_TABLES}")
-        for record in await pool.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'roster_staging'"
-        ):
-            await pool.execute(f'DROP TABLE roster_staging."{record["tablename"]}"')
-        await pool.close()
+        try:
+            await empty_mirror(pool)
+        finally:
+            await pool.close()
 
 
 @pytest.fixture

@@ -10,25 +10,12 @@ import asyncpg
 import pytest
 
 from app.mirror import merge
+from app.mirror.merge import LIVE_TABLES
 from app.sync import full
 from app.sync.full import decide_held_run
 from app.sync.runs import RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from tests.integration.sync.fake_clever import DISTRICT_ID, FakeClever, section, user
-
-LIVE_TABLES = (
-    "districts",
-    "schools",
-    "terms",
-    "courses",
-    "users",
-    "user_schools",
-    "sections",
-    "section_teachers",
-    "enrollments",
-    "contact_relationships",
-    "data_warnings",
-)
 
 
 def seed(clever: FakeClever) -> None:

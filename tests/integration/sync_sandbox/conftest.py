@@ -16,12 +16,11 @@ from app.settings import Settings
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.integration.sync_sandbox.support import (
     SyncedDistrict,
-    create_mirror_pool,
-    empty_mirror,
     sandbox_settings,
     sync_deps,
     sync_ok,
 )
+from tests.support.mirror import create_mirror_pool, empty_mirror
 
 _tiny_seeds = itertools.count(101)
 

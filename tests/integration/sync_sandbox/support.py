@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import SecretStr
 
-from app.mirror.pg import init_connection
-from app.settings import CleverApiVersion, Settings, to_asyncpg_url
+from app.mirror.merge import LIVE_TABLES
+from app.settings import CleverApiVersion, Settings
 from app.sync.full import SyncOutcome
 from app.sync.runs import RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
@@ -28,24 +28,6 @@ from sandbox.server import RunningSandbox
 
 T = TypeVar("T")
 
-MIRROR_TABLES = (
-    "districts, district_sync_state, schools, users, user_schools, sections, section_teachers,"
-    " enrollments, terms, courses, contact_relationships, sync_runs, data_warnings"
-)
-# Tables a sync writes mirrored data to; `districts` is keyed by `id`, the rest by district.
-LIVE_TABLES = (
-    "districts",
-    "schools",
-    "terms",
-    "courses",
-    "users",
-    "user_schools",
-    "sections",
-    "section_teachers",
-    "enrollments",
-    "contact_relationships",
-    "data_warnings",
-)
 ENTITY_COLLECTIONS = ("schools", "terms", "courses", "sections")
 ROLES = {
     "students": "student",
@@ -59,22 +41,6 @@ SCHOOL_ROLES = ("student", "teacher", "staff")
 
 
 # --- set-up and tear-down ---------------------------------------------------------------
-
-
-async def create_mirror_pool(database_url: str) -> asyncpg.Pool:
-    """A pool on the test database with the codecs the sync needs (jsonb from bytes)."""
-    pool = await asyncpg.create_pool(
-        to_asyncpg_url(database_url), min_size=1, max_size=6, init=init_connection
-    )
-    assert pool is not None
-    return pool
-
-
-async def empty_mirror(pool: asyncpg.Pool) -> None:
-    """Truncate every mirror table and drop every staging table (syncs commit)."""
-    await pool.execute(f"TRUNCATE {MIRROR_TABLES}")
-    for name in await staging_tables(pool):
-        await pool.execute(f'DROP TABLE IF EXISTS roster_staging."{name}"')
 
 
 def sandbox_settings(

@@ -1,0 +1,34 @@
+"""Helpers for tests whose syncs commit: a pool on the test database, and emptying it after."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from app.mirror.pg import init_connection
+from app.settings import to_asyncpg_url
+
+MIRROR_TABLES = (
+    "districts, district_sync_state, schools, users, user_schools, sections, section_teachers,"
+    " enrollments, terms, courses, contact_relationships, sync_runs, data_warnings"
+)
+
+
+async def create_mirror_pool(database_url: str) -> asyncpg.Pool:
+    """A pool on the test database with the codecs the sync needs (jsonb from bytes)."""
+    pool = await asyncpg.create_pool(
+        to_asyncpg_url(database_url), min_size=1, max_size=6, init=init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def staging_tables(pool: asyncpg.Pool) -> list[str]:
+    rows = await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'roster_staging'")
+    return sorted(row["tablename"] for row in rows)
+
+
+async def empty_mirror(pool: asyncpg.Pool) -> None:
+    """Truncate every mirror table and drop every staging table (syncs commit)."""
+    await pool.execute(f"TRUNCATE {MIRROR_TABLES}")
+    for name in await staging_tables(pool):
+        await pool.execute(f'DROP TABLE IF EXISTS roster_staging."{name}"')
