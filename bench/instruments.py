@@ -8,7 +8,9 @@ are found by inspection, so renamed or new ones are timed without edits here.
 
 Each timed call records its total time and its self time (total minus the timed calls it
 made in the same task). Calls in other tasks overlap with it: pages are fetched ahead and
-copied behind the page being normalized, so their time is not subtracted.
+copied behind the page being normalized, so their time is not subtracted. An await's time
+also holds whatever the event loop ran before resuming it: while one task normalizes a page
+(pure CPU), a COPY or query awaited in another looks slower than the server took.
 """
 
 from __future__ import annotations

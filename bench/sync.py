@@ -37,6 +37,7 @@ from bench.databases import (
 from bench.options import BenchOptions
 from bench.processes import ChildRun, Sandbox, cpu_seconds, run_child
 from bench.processes import sandbox_process as start_sandbox
+from sandbox.config import SIZES as SANDBOX_SIZES
 
 # SPEC section 6.
 MIN_COPY_RATIO = 0.3
@@ -44,7 +45,7 @@ MAX_RESYNC_SHARE = 0.5
 MAX_WORKER_RSS = 512 * report.MB
 # How much more a larger district may take before the worker's memory counts as growing.
 RSS_GROWTH_TOLERANCE = 0.10
-SIZES = ("tiny", "S", "M", "L", "XL")
+SIZES = tuple(SANDBOX_SIZES)
 RECORDED_SETTINGS = (
     "server_version",
     "shared_buffers",
