@@ -44,7 +44,7 @@ from tests.integration.sync_sandbox.support import (
     sync_ok,
     wait_for,
 )
-from tests.support.mirror import create_mirror_pool, empty_mirror
+from tests.support.mirror import emptied_pool
 from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 ROSTER = [sys.executable, "-m", "app.cli"]
@@ -128,14 +128,8 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_mirror_pool(database_url)
-    try:
+    async with emptied_pool(database_url) as pool:
         yield pool
-    finally:
-        try:
-            await empty_mirror(pool)
-        finally:
-            await pool.close()
 
 
 @pytest.fixture

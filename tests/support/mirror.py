@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 
 from app.mirror.pg import init_connection
@@ -32,3 +35,16 @@ async def empty_mirror(pool: asyncpg.Pool) -> None:
     await pool.execute(f"TRUNCATE {MIRROR_TABLES}")
     for name in await staging_tables(pool):
         await pool.execute(f'DROP TABLE IF EXISTS roster_staging."{name}"')
+
+
+@asynccontextmanager
+async def emptied_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool for the block; the mirror is emptied and the pool closed when it ends."""
+    pool = await create_mirror_pool(database_url)
+    try:
+        yield pool
+    finally:
+        try:
+            await empty_mirror(pool)
+        finally:
+            await pool.close()

@@ -13,20 +13,14 @@ from app.settings import Settings
 from app.sync.service import SyncDeps
 from app.sync.tokens import DistrictTokens
 from tests.integration.sync.fake_clever import BASE_URL, TOKEN, FakeClever
-from tests.support.mirror import create_mirror_pool, empty_mirror
+from tests.support.mirror import emptied_pool
 
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test database; the sync commits, so tables are emptied afterwards."""
-    pool = await create_mirror_pool(database_url)
-    try:
+    async with emptied_pool(database_url) as pool:
         yield pool
-    finally:
-        try:
-            await empty_mirror(pool)
-        finally:
-            await pool.close()
 
 
 @pytest.fixture

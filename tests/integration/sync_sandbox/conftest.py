@@ -20,7 +20,7 @@ from tests.integration.sync_sandbox.support import (
     sync_deps,
     sync_ok,
 )
-from tests.support.mirror import create_mirror_pool, empty_mirror
+from tests.support.mirror import emptied_pool
 
 _tiny_seeds = itertools.count(101)
 
@@ -28,14 +28,8 @@ _tiny_seeds = itertools.count(101)
 @pytest.fixture(scope="module")
 async def mirror_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test database, shared by the module; the mirror is emptied after it."""
-    pool = await create_mirror_pool(database_url)
-    try:
+    async with emptied_pool(database_url) as pool:
         yield pool
-    finally:
-        try:
-            await empty_mirror(pool)
-        finally:
-            await pool.close()
 
 
 @pytest.fixture
