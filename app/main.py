@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import asyncpg
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.api import health
+from app.api import courses, districts, health, schools, sections, terms, users
+from app.api.auth import KeyCache
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_sessionmaker
+from app.mirror.pg import create_pool
 from app.observability.metrics import MetricsMiddleware
 from app.redis import create_redis
 from app.settings import Settings, load_settings
@@ -26,6 +29,9 @@ class AppState(TypedDict):
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+    # Plain asyncpg for the roster reads: they return JSON built by Postgres.
+    pool: asyncpg.Pool
+    keys: KeyCache
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -41,14 +47,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
         engine = create_engine(settings)
         redis = create_redis(settings)
+        pool = await create_pool(
+            settings, min_size=0, max_size=settings.api_pool_size, application_name="roster-api"
+        )
         try:
             yield {
                 "settings": settings,
                 "engine": engine,
                 "sessionmaker": create_sessionmaker(engine),
                 "redis": redis,
+                "pool": pool,
+                "keys": KeyCache(settings.api_key_cache_seconds),
             }
         finally:
+            await pool.close()
             await redis.aclose()
             await engine.dispose()
 
@@ -62,4 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
+    for router in (
+        districts.router,
+        schools.router,
+        terms.router,
+        courses.router,
+        sections.router,
+        users.router,
+    ):
+        app.include_router(router)
     return app

@@ -111,6 +111,23 @@ class Settings(BaseSettings):
     sync_max_deactivate_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
     sync_events_interval_seconds: int = Field(default=300, ge=30, le=86400)
 
+    sync_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Shared secrets for signed `POST /v1/sync` webhooks, comma-separated "
+        "(several during a rotation). Empty: webhooks are refused.",
+    )
+
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long an API process trusts a key it has looked up; a revoked key "
+        "stops working within this time.",
+    )
+    api_pool_size: int = Field(
+        default=10, ge=1, le=100, description="Postgres connections per API process."
+    )
+
     log_level: LogLevel = LogLevel.INFO
     sensitive_fields_enabled: bool = Field(
         default=False,
@@ -144,7 +161,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
-    @field_validator("clever_district_tokens", mode="before")
+    @field_validator("clever_district_tokens", "sync_webhook_secrets", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
         return _split_csv(value)

@@ -34,12 +34,19 @@ class ProblemError(Exception):
     """Raise from anywhere in a request to answer with a problem document."""
 
     def __init__(
-        self, status: int, detail: str | None = None, *, title: str | None = None, **extra: Any
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail or title or HTTPStatus(status).phrase)
         self.status = status
         self.detail = detail
         self.title = title or HTTPStatus(status).phrase
+        self.headers = headers
         self.extra = extra
 
 
@@ -70,7 +77,9 @@ def problem_response(
 
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(request, exc.status, exc.detail, title=exc.title, **exc.extra)
+    return problem_response(
+        request, exc.status, exc.detail, title=exc.title, headers=exc.headers, **exc.extra
+    )
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -108,3 +117,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled)
+
+
+def not_found_responses(what: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for an endpoint that answers 404 for an unknown or unseen id."""
+    return {404: {"model": Problem, "description": f"No such {what} the API key may see."}}

@@ -35,14 +35,22 @@ async def init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(settings: Settings, *, max_size: int = 4) -> asyncpg.Pool:
-    """A small pool for syncs: one connection holds the district lock, one does the work."""
+async def create_pool(
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    application_name: str = "roster-mirror-sync",
+) -> asyncpg.Pool:
+    """A pool of plain connections. Syncs use a small one (one connection holds the district
+    lock, one does the work); the API one per process. Sessions run in UTC, so times that
+    Postgres writes into JSON carry a `+00:00` offset."""
     pool = await asyncpg.create_pool(
         settings.asyncpg_database_url,
-        min_size=1,
+        min_size=min_size,
         max_size=max_size,
         init=init_connection,
-        server_settings={"application_name": "roster-mirror-sync"},
+        server_settings={"application_name": application_name, "timezone": "UTC"},
     )
     assert pool is not None
     return pool

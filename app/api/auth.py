@@ -1,0 +1,126 @@
+"""Who is calling: bearer API keys, their scopes and the districts they may see (SPEC A5).
+
+Every endpoint but health takes one of the `*Access` dependencies below. A missing or unknown
+key is 401, a key without the scope 403; a district the key may not see is answered 404 by
+the endpoints, exactly as an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.api.keys import KeyGrant, Scope, digest, find_key
+from app.api.problems import Problem, ProblemError
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from `roster keys create`, sent as `Authorization: Bearer rk_...`.",
+)
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No API key, or an unknown or revoked one."},
+    403: {"model": Problem, "description": "The API key lacks the scope this endpoint needs."},
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller behind a valid key."""
+
+    grant: KeyGrant
+
+    @property
+    def name(self) -> str:
+        return self.grant.name
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.grant.scopes or scope in self.grant.scopes
+
+    @property
+    def sensitive(self) -> bool:
+        """Whether sensitive student fields may be shown (SPEC E4)."""
+        return self.allows(Scope.SENSITIVE)
+
+    @property
+    def district_ids(self) -> list[str] | None:
+        """The districts the key may see, or None for all: ready to bind as `text[]`."""
+        ids = self.grant.district_ids
+        return sorted(ids) if ids is not None else None
+
+    def sees(self, district_id: str | None) -> bool:
+        ids = self.grant.district_ids
+        return district_id is not None and (ids is None or district_id in ids)
+
+
+class KeyCache:
+    """Recently looked-up keys, so a busy client costs one lookup per key every few seconds.
+
+    Unknown keys are cached too (as None), so guessing does not reach the database on every
+    request. Revocation takes effect within `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, KeyGrant | None]] = {}
+
+    async def get(
+        self, secret: str, load: Callable[[str], Awaitable[KeyGrant | None]]
+    ) -> KeyGrant | None:
+        key = digest(secret)
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        grant = await load(secret)
+        if self._ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (now + self._ttl, grant)
+        return grant
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    pool: asyncpg.Pool = request.state.pool
+    cache: KeyCache = request.state.keys
+
+    async def load(secret: str) -> KeyGrant | None:
+        async with pool.acquire() as connection:
+            return await find_key(connection, secret)
+
+    grant = await cache.get(credentials.credentials, load)
+    if grant is None:
+        raise _unauthorized("The API key is unknown or revoked.")
+    return Principal(grant)
+
+
+def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency admitting keys that hold `scope` (or `admin`)."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.allows(scope):
+            raise ProblemError(403, f"This endpoint needs an API key with the `{scope}` scope.")
+        return principal
+
+    return dependency
+
+
+ReadAccess = Annotated[Principal, Depends(require(Scope.READ))]
+SyncAccess = Annotated[Principal, Depends(require(Scope.SYNC_WRITE))]

@@ -1,0 +1,73 @@
+"""Courses, and the sections of one course."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.deps import (
+    ConnectionDep,
+    CourseId,
+    DistrictFilter,
+    IncludeInactive,
+    listing_of,
+    not_found,
+    scope_of,
+)
+from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.problems import not_found_responses
+from app.api.schemas import Course, Page, Section
+from app.mirror.queries.collections import COURSES, SECTIONS, get_record, list_records
+
+router = APIRouter(prefix="/v1", tags=["courses"], responses=AUTH_RESPONSES)
+NOT_FOUND = not_found_responses("course")
+
+
+@router.get("/courses", name="courses-list", response_model=Page[Course])
+async def list_courses(
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+    district_id: DistrictFilter = None,
+) -> JSONText:
+    """Courses the key may see, in id order."""
+    listing = listing_of(principal, page, filters, district_id=district_id)
+    return page_response(await list_records(connection, COURSES, listing), page.limit)
+
+
+@router.get("/courses/{course_id}", name="courses-get", response_model=Course, responses=NOT_FOUND)
+async def get_course(
+    course_id: CourseId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    include_inactive: IncludeInactive = False,
+) -> JSONText:
+    """One course."""
+    scope = scope_of(principal, include_inactive=include_inactive)
+    body = await get_record(connection, COURSES, course_id, scope)
+    if body is None:
+        raise not_found("course", course_id)
+    return object_response(body)
+
+
+@router.get(
+    "/courses/{course_id}/sections",
+    name="courses-list-sections",
+    response_model=Page[Section],
+    responses=NOT_FOUND,
+)
+async def list_course_sections(
+    course_id: CourseId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+) -> JSONText:
+    """The course's sections, in id order."""
+    scope = scope_of(principal, include_inactive=True)
+    if await get_record(connection, COURSES, course_id, scope) is None:
+        raise not_found("course", course_id)
+    listing = listing_of(principal, page, filters)
+    listing.conditions.append(f"s.course_id = {listing.params.add(course_id)}")
+    return page_response(await list_records(connection, SECTIONS, listing), page.limit)

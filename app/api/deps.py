@@ -1,0 +1,69 @@
+"""Dependencies the roster routers share: a connection, id parameters, the caller's scope."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Path, Query, Request
+
+from app.api.auth import Principal
+from app.api.pagination import ListFilters, PageParams
+from app.api.problems import ProblemError
+from app.mirror.queries.collections import Listing, Scope
+
+# Clever ids are 24 hex characters; anything outside this is refused (422) before a query.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """One pooled connection for the request (reads run as single statements)."""
+    pool: asyncpg.Pool = request.state.pool
+    async with pool.acquire() as connection:
+        yield connection
+
+
+ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection)]
+
+
+DistrictId = Annotated[str, Path(pattern=ID_PATTERN, description="A district's Clever id.")]
+SchoolId = Annotated[str, Path(pattern=ID_PATTERN, description="A school's Clever id.")]
+TermId = Annotated[str, Path(pattern=ID_PATTERN, description="A term's Clever id.")]
+CourseId = Annotated[str, Path(pattern=ID_PATTERN, description="A course's Clever id.")]
+SectionId = Annotated[str, Path(pattern=ID_PATTERN, description="A section's Clever id.")]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, description="A user's Clever id.")]
+
+DistrictFilter = Annotated[
+    str | None, Query(pattern=ID_PATTERN, description="Only records of this district.")
+]
+IncludeInactive = Annotated[bool, Query(description="Also return records Clever no longer shares.")]
+
+
+def scope_of(principal: Principal, *, include_inactive: bool = False) -> Scope:
+    return Scope(
+        district_ids=principal.district_ids,
+        include_inactive=include_inactive,
+        sensitive=principal.sensitive,
+    )
+
+
+def listing_of(
+    principal: Principal,
+    page: PageParams,
+    filters: ListFilters,
+    *,
+    district_id: str | None = None,
+) -> Listing:
+    return Listing(
+        scope=scope_of(principal, include_inactive=filters.include_inactive),
+        limit=page.limit,
+        after=page.after,
+        updated_since=filters.updated_since,
+        district_id=district_id,
+    )
+
+
+def not_found(what: str, record_id: str) -> ProblemError:
+    """The same answer for an id that does not exist and one the key may not see."""
+    return ProblemError(404, f"No {what} with id {record_id!r}.", title="Not found")

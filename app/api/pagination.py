@@ -1,0 +1,118 @@
+"""List conventions (SPEC A3): `limit`, opaque keyset cursors, and the page envelope.
+
+A cursor is the last row's sort key, base64url-encoded JSON. Clients must treat it as
+opaque; a cursor that does not decode is a 422, not a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Query
+from starlette.responses import Response
+
+from app.api.problems import ProblemError
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_CURSOR_VERSION = 1
+
+
+class JSONText(Response):
+    """A response whose body is JSON already serialized (by Postgres)."""
+
+    media_type = "application/json"
+
+
+def encode_cursor(key: str) -> str:
+    payload = orjson.dumps([_CURSOR_VERSION, key])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, key = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
+        raise _bad_cursor() from None
+    if version != _CURSOR_VERSION or not isinstance(key, str):
+        raise _bad_cursor()
+    return key
+
+
+def _bad_cursor() -> ProblemError:
+    return ProblemError(
+        422,
+        "`cursor` is not a cursor this API returned; pass `next_cursor` back unchanged.",
+        title="Invalid cursor",
+    )
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """Where a page starts and how long it is; `after` is the decoded cursor."""
+
+    limit: int
+    after: str | None
+
+
+async def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Rows per page (at most {MAX_LIMIT}).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=2048, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageParams:
+    return PageParams(limit, decode_cursor(cursor) if cursor is not None else None)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """Filters every collection takes."""
+
+    include_inactive: bool
+    updated_since: datetime | None
+
+
+async def list_filters(
+    include_inactive: Annotated[
+        bool, Query(description="Also return records Clever no longer shares.")
+    ] = False,
+    updated_since: Annotated[
+        datetime | None,
+        Query(
+            description="Only records the mirror changed at or after this time "
+            "(ISO 8601; UTC when it has no offset)."
+        ),
+    ] = None,
+) -> ListFilters:
+    if updated_since is not None and updated_since.tzinfo is None:
+        updated_since = updated_since.replace(tzinfo=UTC)
+    return ListFilters(include_inactive, updated_since)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+FiltersDep = Annotated[ListFilters, Depends(list_filters)]
+
+
+def page_response(rows: Sequence[tuple[str, str]], limit: int) -> JSONText:
+    """`{"data": [...], "next_cursor": ...}` from up to `limit + 1` rows of (key, JSON)."""
+    more = len(rows) > limit
+    shown = rows[:limit]
+    next_cursor = encode_cursor(shown[-1][0]) if more else None
+    body = ",".join(row[1] for row in shown)
+    return JSONText(
+        f'{{"data":[{body}],"next_cursor":{orjson.dumps(next_cursor).decode()}}}'.encode()
+    )
+
+
+def object_response(body: str) -> JSONText:
+    return JSONText(body.encode())

@@ -1,0 +1,195 @@
+"""Response models of the roster API: the documented shape of every object it returns.
+
+Read endpoints return JSON that Postgres builds from `app/mirror/queries/shapes.py`; these
+models describe it (a test keeps both field lists equal) and are what OpenAPI publishes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list. Pass `next_cursor` back as `cursor` for the next page; null at
+    the end."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
+class Lifecycle(BaseModel):
+    active: bool = Field(description="False once Clever stopped sharing the record.")
+    updated_at: datetime = Field(description="When the mirror last changed the record.")
+    deleted_at: datetime | None = Field(description="When the record became inactive.")
+
+
+class District(Lifecycle):
+    id: str
+    name: str | None
+    state: str | None
+    sis_type: str | None
+    nces_id: str | None
+    mdr_number: str | None
+    portal_url: str | None
+    last_clever_sync: datetime | None
+
+
+class Principal(BaseModel):
+    name: str | None
+    email: str | None
+
+
+class Address(BaseModel):
+    address: str | None
+    city: str | None
+    state: str | None
+    zip: str | None
+
+
+class School(Lifecycle):
+    id: str
+    district_id: str
+    name: str | None
+    school_number: str | None
+    sis_id: str | None
+    state_id: str | None
+    nces_id: str | None
+    mdr_number: str | None
+    low_grade: str | None
+    high_grade: str | None
+    phone: str | None
+    principal: Principal
+    address: Address
+
+
+class Term(Lifecycle):
+    id: str
+    district_id: str
+    name: str | None
+    start_date: date | None
+    end_date: date | None
+
+
+class Course(Lifecycle):
+    id: str
+    district_id: str
+    name: str | None
+    number: str | None
+
+
+class Section(Lifecycle):
+    id: str
+    district_id: str
+    name: str | None = Field(description="The name Clever sent, if any.")
+    display_name: str | None = Field(
+        description="`name`, or one made from course, period and teacher when Clever sent none."
+    )
+    period: str | None
+    section_number: str | None
+    sis_id: str | None
+    subject: str | None
+    grade: str | None
+    school_id: str | None
+    course_id: str | None
+    term_id: str | None
+    primary_teacher_id: str | None
+
+
+class SectionInContext(Section):
+    """A section with its school, course and term (null when Clever does not share them)."""
+
+    school: School | None
+    course: Course | None
+    term: Term | None
+
+
+class UserSection(SectionInContext):
+    role: Literal["student", "teacher"] = Field(description="The user's role in the section.")
+
+
+class TermBucket(BaseModel):
+    term: Term | None = Field(description="Null for the bucket of sections without a term.")
+    current: bool = Field(description="Today falls within the term's dates.")
+    sections: list[UserSection]
+
+
+class TermBuckets(BaseModel):
+    data: list[TermBucket]
+
+
+class Name(BaseModel):
+    first: str | None
+    middle: str | None
+    last: str | None
+    preferred_first: str | None
+
+
+class SensitiveFields(BaseModel):
+    """Sensitive student fields, shown only to keys with `roster:sensitive` (SPEC E4)."""
+
+    iep_status: str | None = None
+    ell_status: bool | None = None
+    frl_status: str | None = None
+    section_504_status: bool | None = None
+    gifted_status: bool | None = None
+    disability: dict[str, Any] | None = Field(
+        default=None, description="Clever's disability object, as sent."
+    )
+
+
+UserRole = Literal["student", "teacher", "staff", "district_admin", "contact"]
+
+
+class User(Lifecycle):
+    id: str
+    district_id: str
+    roles: list[UserRole]
+    name: Name
+    email: str | None = Field(description="As Clever sent it, even when not a valid address.")
+    email_valid: bool | None
+    primary_school_id: str | None
+    sis_id: str | None
+    state_id: str | None
+    student_number: str | None
+    teacher_number: str | None
+    staff_number: str | None
+    title: str | None
+    grade: str | None
+    graduation_year: int | None
+    dob: date | None
+    gender: str | None
+    phone: str | None
+    sensitive: SensitiveFields | None = Field(
+        description="Null unless the key holds `roster:sensitive` and the district shares them."
+    )
+
+
+class LinkedUser(User):
+    section_ids: list[str] = Field(description="The sections that link this user to the caller's.")
+
+
+class Contact(User):
+    relationship: str | None
+    type: str | None
+
+
+class SectionTeacher(User):
+    position: int = Field(description="0 for the primary teacher; co-teachers follow in order.")
+    primary: bool
+
+
+class SectionDetail(SectionInContext):
+    teachers: list[SectionTeacher]
+    students: list[User]
+
+
+class SchoolUser(User):
+    primary: bool = Field(
+        description="The school is the user's primary school; false for users only enrolled "
+        "in (or teaching) its sections."
+    )

@@ -1,0 +1,121 @@
+"""Schools, and the sections and users of one school (SPEC A1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.deps import (
+    ID_PATTERN,
+    ConnectionDep,
+    DistrictFilter,
+    IncludeInactive,
+    SchoolId,
+    listing_of,
+    not_found,
+    scope_of,
+)
+from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.problems import not_found_responses
+from app.api.schemas import Page, School, SchoolUser, Section, UserRole
+from app.mirror.queries import roster
+from app.mirror.queries.collections import SCHOOLS, SECTIONS, get_record, list_records
+
+router = APIRouter(prefix="/v1", tags=["schools"], responses=AUTH_RESPONSES)
+NOT_FOUND = not_found_responses("school")
+
+
+@router.get("/schools", name="schools-list", response_model=Page[School])
+async def list_schools(
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+    district_id: DistrictFilter = None,
+) -> JSONText:
+    """Schools the key may see, in id order."""
+    listing = listing_of(principal, page, filters, district_id=district_id)
+    return page_response(await list_records(connection, SCHOOLS, listing), page.limit)
+
+
+@router.get("/schools/{school_id}", name="schools-get", response_model=School, responses=NOT_FOUND)
+async def get_school(
+    school_id: SchoolId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    include_inactive: IncludeInactive = False,
+) -> JSONText:
+    """One school."""
+    scope = scope_of(principal, include_inactive=include_inactive)
+    body = await get_record(connection, SCHOOLS, school_id, scope)
+    if body is None:
+        raise not_found("school", school_id)
+    return object_response(body)
+
+
+@router.get(
+    "/schools/{school_id}/sections",
+    name="schools-list-sections",
+    response_model=Page[Section],
+    responses=NOT_FOUND,
+)
+async def list_school_sections(
+    school_id: SchoolId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+    term_id: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Only sections of this term.")
+    ] = None,
+) -> JSONText:
+    """The school's sections, in id order."""
+    if (
+        await get_record(connection, SCHOOLS, school_id, scope_of(principal, include_inactive=True))
+        is None
+    ):
+        raise not_found("school", school_id)
+    listing = listing_of(principal, page, filters)
+    listing.conditions.append(f"s.school_id = {listing.params.add(school_id)}")
+    if term_id is not None:
+        listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
+    return page_response(await list_records(connection, SECTIONS, listing), page.limit)
+
+
+@router.get(
+    "/schools/{school_id}/users",
+    name="schools-list-users",
+    response_model=Page[SchoolUser],
+    responses=NOT_FOUND,
+)
+async def list_school_users(
+    school_id: SchoolId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    role: Annotated[UserRole | None, Query(description="Only users with this role.")] = None,
+    primary: Annotated[
+        bool | None,
+        Query(
+            description="true: only users whose primary school this is; false: only users "
+            "linked to it some other way (enrolled in or teaching its sections)."
+        ),
+    ] = None,
+    include_inactive: IncludeInactive = False,
+) -> JSONText:
+    """Users of the school, in id order: those Clever links to it, and those in its sections
+    whose primary school is elsewhere (`primary: false`)."""
+    owned = await roster.school_users(
+        connection,
+        school_id,
+        scope_of(principal, include_inactive=include_inactive),
+        role=role,
+        primary=primary,
+        limit=page.limit,
+        after=page.after,
+    )
+    if owned is None:
+        raise not_found("school", school_id)
+    return page_response(owned.rows, page.limit)

@@ -1,0 +1,74 @@
+"""Terms, and the sections of one term."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.deps import (
+    ConnectionDep,
+    DistrictFilter,
+    IncludeInactive,
+    TermId,
+    listing_of,
+    not_found,
+    scope_of,
+)
+from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.problems import not_found_responses
+from app.api.schemas import Page, Section, Term
+from app.mirror.queries.collections import SECTIONS, TERMS, get_record, list_records
+
+router = APIRouter(prefix="/v1", tags=["terms"], responses=AUTH_RESPONSES)
+NOT_FOUND = not_found_responses("term")
+
+
+@router.get("/terms", name="terms-list", response_model=Page[Term])
+async def list_terms(
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+    district_id: DistrictFilter = None,
+) -> JSONText:
+    """Terms the key may see, in id order."""
+    listing = listing_of(principal, page, filters, district_id=district_id)
+    return page_response(await list_records(connection, TERMS, listing), page.limit)
+
+
+@router.get("/terms/{term_id}", name="terms-get", response_model=Term, responses=NOT_FOUND)
+async def get_term(
+    term_id: TermId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    include_inactive: IncludeInactive = False,
+) -> JSONText:
+    """One term."""
+    scope = scope_of(principal, include_inactive=include_inactive)
+    body = await get_record(connection, TERMS, term_id, scope)
+    if body is None:
+        raise not_found("term", term_id)
+    return object_response(body)
+
+
+@router.get(
+    "/terms/{term_id}/sections",
+    name="terms-list-sections",
+    response_model=Page[Section],
+    responses=NOT_FOUND,
+)
+async def list_term_sections(
+    term_id: TermId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+) -> JSONText:
+    """The term's sections, in id order. A deactivated term's sections stay active, so the
+    term is found here even when it is inactive."""
+    scope = scope_of(principal, include_inactive=True)
+    if await get_record(connection, TERMS, term_id, scope) is None:
+        raise not_found("term", term_id)
+    listing = listing_of(principal, page, filters)
+    listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
+    return page_response(await list_records(connection, SECTIONS, listing), page.limit)

@@ -1,0 +1,209 @@
+"""Users, and the school-agnostic views of one user: sections, students, teachers, contacts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.deps import (
+    ID_PATTERN,
+    ConnectionDep,
+    DistrictFilter,
+    IncludeInactive,
+    UserId,
+    listing_of,
+    not_found,
+    scope_of,
+)
+from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.problems import not_found_responses
+from app.api.schemas import Contact, LinkedUser, Page, TermBuckets, User, UserRole, UserSection
+from app.mirror.queries import roster
+from app.mirror.queries.collections import USERS, get_record, list_records
+from app.mirror.queries.sql import like_pattern
+
+router = APIRouter(prefix="/v1", tags=["users"], responses=AUTH_RESPONSES)
+NOT_FOUND = not_found_responses("user")
+
+SectionRoleFilter = Annotated[
+    roster.SectionRole | None, Query(description="Only sections where the user has this role.")
+]
+
+
+@router.get("/users", name="users-list", response_model=Page[User])
+async def list_users(
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    filters: FiltersDep,
+    district_id: DistrictFilter = None,
+    role: Annotated[UserRole | None, Query(description="Only users with this role.")] = None,
+    school_id: Annotated[
+        str | None,
+        Query(pattern=ID_PATTERN, description="Only users Clever links to this school."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="Case-insensitive text in the user's name or email.",
+        ),
+    ] = None,
+) -> JSONText:
+    """Users the key may see, in id order."""
+    listing = listing_of(principal, page, filters, district_id=district_id)
+    params = listing.params
+    if role is not None:
+        listing.conditions.append(f"u.roles @> ARRAY[{params.add(role)}::text]")
+    if school_id is not None:
+        link_is_live = "" if filters.include_inactive else " AND us.deleted_at IS NULL"
+        listing.conditions.append(
+            "EXISTS (SELECT 1 FROM user_schools us"
+            f" WHERE us.user_id = u.id AND us.school_id = {params.add(school_id)}{link_is_live})"
+        )
+    if q is not None:
+        listing.conditions.append(
+            "concat_ws(' ', u.name_first, u.name_middle, u.name_last, u.preferred_first_name,"
+            f" u.email) ILIKE {params.add(like_pattern(q))}"
+        )
+    return page_response(await list_records(connection, USERS, listing), page.limit)
+
+
+@router.get("/users/{user_id}", name="users-get", response_model=User, responses=NOT_FOUND)
+async def get_user(
+    user_id: UserId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    include_inactive: IncludeInactive = False,
+) -> JSONText:
+    """One user of any role."""
+    scope = scope_of(principal, include_inactive=include_inactive)
+    body = await get_record(connection, USERS, user_id, scope)
+    if body is None:
+        raise not_found("user", user_id)
+    return object_response(body)
+
+
+@router.get(
+    "/users/{user_id}/sections",
+    name="users-list-sections",
+    response_model=Page[UserSection],
+    responses=NOT_FOUND,
+)
+async def list_user_sections(
+    user_id: UserId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    role: SectionRoleFilter = None,
+    term_id: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Only sections of this term.")
+    ] = None,
+    include_inactive: Annotated[
+        bool,
+        Query(description="Also sections the user has left and sections no longer shared."),
+    ] = False,
+) -> JSONText:
+    """Every section the user studies or teaches in, in any school, with its school, course
+    and term embedded and the user's role in it; in section id order."""
+    owned = await roster.user_sections(
+        connection,
+        user_id,
+        scope_of(principal, include_inactive=include_inactive),
+        role=role,
+        term_id=term_id,
+        limit=page.limit,
+        after=page.after,
+    )
+    if owned is None:
+        raise not_found("user", user_id)
+    return page_response(owned.rows, page.limit)
+
+
+@router.get(
+    "/users/{user_id}/sections/by-term",
+    name="users-list-sections-by-term",
+    response_model=TermBuckets,
+    responses=NOT_FOUND,
+)
+async def list_user_sections_by_term(
+    user_id: UserId,
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    role: SectionRoleFilter = None,
+    include_inactive: Annotated[
+        bool,
+        Query(description="Also sections the user has left and sections no longer shared."),
+    ] = False,
+) -> JSONText:
+    """The user's sections grouped by term: buckets by term start date (terms without dates
+    after dated ones), then one bucket with `"term": null` for sections without a (shared)
+    term. The bucket whose dates contain today has `"current": true`. Not paginated."""
+    body = await roster.user_sections_by_term(
+        connection, user_id, scope_of(principal, include_inactive=include_inactive), role=role
+    )
+    if body is None:
+        raise not_found("user", user_id)
+    return object_response(body)
+
+
+@router.get(
+    "/teachers/{user_id}/students",
+    name="teachers-list-students",
+    response_model=Page[LinkedUser],
+    responses=NOT_FOUND,
+)
+async def list_teacher_students(
+    user_id: UserId, principal: ReadAccess, connection: ConnectionDep, page: PageDep
+) -> JSONText:
+    """Distinct students of every active section the user teaches, as primary teacher or
+    co-teacher, each with the ids of the sections that link them; in student id order.
+    A teacher without sections gets an empty list."""
+    owned = await roster.teacher_students(
+        connection, user_id, scope_of(principal), limit=page.limit, after=page.after
+    )
+    if owned is None:
+        raise not_found("user", user_id)
+    return page_response(owned.rows, page.limit)
+
+
+@router.get(
+    "/students/{user_id}/teachers",
+    name="students-list-teachers",
+    response_model=Page[LinkedUser],
+    responses=NOT_FOUND,
+)
+async def list_student_teachers(
+    user_id: UserId, principal: ReadAccess, connection: ConnectionDep, page: PageDep
+) -> JSONText:
+    """Distinct teachers (primary and co-teachers) of the student's active sections, each
+    with the ids of the sections that link them; in teacher id order."""
+    owned = await roster.student_teachers(
+        connection, user_id, scope_of(principal), limit=page.limit, after=page.after
+    )
+    if owned is None:
+        raise not_found("user", user_id)
+    return page_response(owned.rows, page.limit)
+
+
+@router.get(
+    "/students/{user_id}/contacts",
+    name="students-list-contacts",
+    response_model=Page[Contact],
+    responses=NOT_FOUND,
+)
+async def list_student_contacts(
+    user_id: UserId, principal: ReadAccess, connection: ConnectionDep, page: PageDep
+) -> JSONText:
+    """The student's contacts (guardians, emergency contacts...) with their relationship to
+    the student; in contact id order."""
+    owned = await roster.student_contacts(
+        connection, user_id, scope_of(principal), limit=page.limit, after=page.after
+    )
+    if owned is None:
+        raise not_found("user", user_id)
+    return page_response(owned.rows, page.limit)

@@ -1,0 +1,113 @@
+"""Lists and lookups of one kind of record: districts, schools, terms, courses, sections, users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from app.mirror.queries import shapes
+from app.mirror.queries.sql import Params, where
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a caller may see and asked to see."""
+
+    # None: every district.
+    district_ids: list[str] | None
+    include_inactive: bool = False
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a collection: filters beyond the common ones come as SQL conditions."""
+
+    scope: Scope
+    limit: int
+    after: str | None = None
+    updated_since: datetime | None = None
+    district_id: str | None = None
+    conditions: list[str] = field(default_factory=list)
+    params: Params = field(default_factory=Params)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A table of records and the JSON shape the API shows of them."""
+
+    table: str
+    alias: str
+    # The column naming the record's district (`id` for districts themselves).
+    district_column: str
+    # (alias, show sensitive fields) -> the JSON expression of a row.
+    shape: Callable[[str, bool], str]
+
+    def body(self, scope: Scope) -> str:
+        return self.shape(self.alias, scope.sensitive)
+
+
+DISTRICTS = Kind("districts", "d", "id", lambda alias, _: shapes.district_json(alias))
+SCHOOLS = Kind("schools", "sc", "district_id", lambda alias, _: shapes.school_json(alias))
+TERMS = Kind("terms", "t", "district_id", lambda alias, _: shapes.term_json(alias))
+COURSES = Kind("courses", "c", "district_id", lambda alias, _: shapes.course_json(alias))
+SECTIONS = Kind("sections", "s", "district_id", lambda alias, _: shapes.section_json(alias))
+USERS = Kind(
+    "users",
+    "u",
+    "district_id",
+    lambda alias, sensitive: shapes.user_json(alias, sensitive=sensitive),
+)
+
+
+async def list_records(
+    connection: asyncpg.Connection, kind: Kind, listing: Listing
+) -> list[tuple[str, str]]:
+    """Up to `limit + 1` rows of (id, JSON) in id order, after the cursor's id."""
+    alias, params = kind.alias, listing.params
+    conditions = list(listing.conditions)
+    district = f"{alias}.{kind.district_column}"
+    if listing.scope.district_ids is not None:
+        conditions.append(f"{district} = ANY({params.add(listing.scope.district_ids)}::text[])")
+    if listing.district_id is not None:
+        conditions.append(f"{district} = {params.add(listing.district_id)}")
+    if not listing.scope.include_inactive:
+        conditions.append(f"{alias}.deleted_at IS NULL")
+    if listing.updated_since is not None:
+        conditions.append(f"{alias}.updated_at >= {params.add(listing.updated_since)}")
+    if listing.after is not None:
+        conditions.append(f"{alias}.id > {params.add(listing.after)}")
+    sql = f"""
+        SELECT {alias}.id, {kind.body(listing.scope)}
+        FROM {kind.table} {alias}
+        {where(conditions)}
+        ORDER BY {alias}.id
+        LIMIT {params.add(listing.limit + 1)}
+    """
+    return [(row[0], row[1]) for row in await connection.fetch(sql, *params.values)]
+
+
+async def get_record(
+    connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Scope
+) -> str | None:
+    """A record's JSON, or None when it does not exist or the scope may not see it."""
+    alias = kind.alias
+    row = await connection.fetchrow(
+        f"SELECT {alias}.{kind.district_column}, {alias}.deleted_at IS NULL, {kind.body(scope)}"
+        f" FROM {kind.table} {alias} WHERE {alias}.id = $1",
+        record_id,
+    )
+    if row is None or not visible(scope, row[0], active=row[1]):
+        return None
+    body: str = row[2]
+    return body
+
+
+def visible(scope: Scope, district_id: str | None, *, active: bool) -> bool:
+    """Whether a record of `district_id` (None: no such record) may be shown."""
+    if district_id is None or (not active and not scope.include_inactive):
+        return False
+    return scope.district_ids is None or district_id in scope.district_ids
