@@ -6,7 +6,7 @@ import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from app.sync.full import SyncOutcome
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps
 
+if TYPE_CHECKING:
+    from app.api.keys import ApiKeyInfo, CreatedKey, Scope
+
 cli = typer.Typer(
     help="Roster mirror: Clever roster data in Postgres, served as a school-agnostic API.",
     no_args_is_help=True,
@@ -24,6 +27,8 @@ cli = typer.Typer(
 )
 dev_services_cli = typer.Typer(help="Embedded Postgres and Redis for development.")
 cli.add_typer(dev_services_cli, name="dev-services")
+keys_cli = typer.Typer(help="API keys of the roster API's consumers.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
 
 console = Console(stderr=True)
 
@@ -242,6 +247,106 @@ def openapi(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document)
     console.print(f"wrote {output}")
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            help="roster:read, roster:sensitive, sync:write or admin (repeat for several)."
+        ),
+    ],
+    district: Annotated[
+        list[str] | None,
+        typer.Option(help="Limit the key to this district (repeat; default: every district)."),
+    ] = None,
+) -> None:
+    """Create an API key and print it. It is shown only this once: only its digest is kept."""
+    from app.api.keys import Scope
+
+    try:
+        scopes = [Scope(value) for value in scope]
+    except ValueError:
+        console.print(f"[red]scopes are: {', '.join(s.value for s in Scope)}[/red]")
+        raise typer.Exit(2) from None
+    created = asyncio.run(_create_key(_settings(), name, scopes, district or None))
+    console.print(
+        f"created key {created.info.id} ({created.info.name}) with "
+        f"{', '.join(created.info.scopes)} for "
+        + (", ".join(created.info.district_ids) if created.info.district_ids else "every district")
+    )
+    console.print("Store it now; it cannot be shown again:")
+    print(created.secret)
+
+
+async def _create_key(
+    settings: Settings, name: str, scopes: list[Scope], districts: list[str] | None
+) -> CreatedKey:
+    import asyncpg
+
+    from app.api.keys import create_key
+
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        return await create_key(connection, name=name, scopes=scopes, district_ids=districts)
+    finally:
+        await connection.close()
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets), one tab-separated line each."""
+    print("id\tname\tprefix\tscopes\tdistricts\tcreated\tlast_used\trevoked")
+    for key in asyncio.run(_list_keys(_settings())):
+        fields = [
+            str(key.id),
+            key.name,
+            key.prefix,
+            ",".join(key.scopes),
+            ",".join(key.district_ids) if key.district_ids is not None else "all",
+            key.created_at.isoformat(timespec="seconds"),
+            key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "-",
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-",
+        ]
+        print("\t".join(fields))
+
+
+async def _list_keys(settings: Settings) -> list[ApiKeyInfo]:
+    import asyncpg
+
+    from app.api.keys import list_keys
+
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        return await list_keys(connection)
+    finally:
+        await connection.close()
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id, or the prefix `keys list` shows.")],
+) -> None:
+    """Revoke an API key. API processes stop accepting it within API_KEY_CACHE_SECONDS."""
+    revoked = asyncio.run(_revoke_key(_settings(), key))
+    if revoked is None:
+        console.print(f"[red]no key with id or unique prefix {key!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked key {revoked.id} ({revoked.name})")
+
+
+async def _revoke_key(settings: Settings, key: str) -> ApiKeyInfo | None:
+    import asyncpg
+
+    from app.api.keys import revoke_key
+
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        return await revoke_key(connection, key)
+    finally:
+        await connection.close()
 
 
 class SandboxSize(StrEnum):

@@ -17,11 +17,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
 from rich.console import Console
 
+from app.api.keys import Scope, create_key, find_key
 from app.migrations import upgrade
 from app.mirror.pg import create_pool
 from app.settings import Settings
@@ -81,9 +83,14 @@ class Demo:
                     f"Clever sandbox at {sandbox.base_url} (district {sandbox.district_id})"
                 )
                 asyncio.run(self._first_sync(sandbox.district_id))
+            key = asyncio.run(self._development_key())
             self.console.print(f"[green]API ready[/green] at {base_url}  (docs: {base_url}/docs)")
             self.console.print(f"  health {base_url}/healthz  readiness {base_url}/readyz")
             self.console.print(f"  metrics {base_url}/metrics")
+            self.console.print(f"  development API key (every scope): {key}")
+            self.console.print(
+                f'  try: curl -H "Authorization: Bearer {key}" {base_url}/v1/districts'
+            )
             self.console.print("Press Ctrl-C to stop.")
             while not self.stopping and self._children_alive():
                 time.sleep(0.2)
@@ -115,6 +122,23 @@ class Demo:
                 return True
             time.sleep(0.2)
         return False
+
+    async def _development_key(self) -> str:
+        """An API key with every scope, kept under DEV_DATA_DIR so restarts reuse it."""
+        path = Path(self.settings.dev_data_dir) / "api-key"
+        connection = await asyncpg.connect(self.settings.asyncpg_database_url)
+        try:
+            if path.exists():
+                secret = path.read_text().strip()
+                if await find_key(connection, secret) is not None:
+                    return secret
+            created = await create_key(connection, name="development", scopes=list(Scope))
+        finally:
+            await connection.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(created.secret + "\n")
+        return created.secret
 
     async def _first_sync(self, district_id: str) -> None:
         """Have the worker sync the sandbox district, unless it was synced before."""
