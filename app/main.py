@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import asyncpg
 from arq.connections import ArqRedis
@@ -12,14 +12,15 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.api import courses, districts, health, schools, sections, terms, users
+from app.api import courses, districts, health, schools, sections, sync, terms, users, warnings
 from app.api.auth import KeyCache
-from app.api.problems import install_problem_handlers
+from app.api.problems import document_problems, install_problem_handlers
 from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool
 from app.observability.metrics import MetricsMiddleware
 from app.redis import create_redis
 from app.settings import Settings, load_settings
+from app.sync.tokens import DistrictTokens
 
 
 class AppState(TypedDict):
@@ -32,6 +33,9 @@ class AppState(TypedDict):
     # Plain asyncpg for the roster reads: they return JSON built by Postgres.
     pool: asyncpg.Pool
     keys: KeyCache
+    # Which Clever token serves which district: learned once, refreshed at most every few
+    # minutes, so asking for a district's first sync rarely reaches Clever.
+    tokens: DistrictTokens
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis": redis,
                 "pool": pool,
                 "keys": KeyCache(settings.api_key_cache_seconds),
+                "tokens": DistrictTokens(settings),
             }
         finally:
             await pool.close()
@@ -72,6 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     install_problem_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
     for router in (
@@ -81,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         courses.router,
         sections.router,
         users.router,
+        sync.router,
+        warnings.router,
     ):
         app.include_router(router)
     return app

@@ -11,17 +11,24 @@ import uuid
 from typing import Any
 
 from arq.cron import CronJob, cron
-from arq.worker import func
+from arq.worker import Retry, func
 from sqlalchemy import text
 
 from app.settings import Settings, parse_cron
-from app.sync.queue import request_sync
-from app.sync.runs import RunMode, RunTrigger
+from app.sync import runs
+from app.sync.full import SyncError, decide_held_run
+from app.sync.queue import APPLY_HELD_FUNCTION, SYNC_FUNCTION, DistrictBusyError, request_sync
+from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 
 logger = logging.getLogger(__name__)
 
 SYNC_JOB_TIMEOUT_SECONDS = 6 * 3600
+# Applying a held run merges staged rows only: no Clever requests.
+APPLY_JOB_TIMEOUT_SECONDS = 3600
+APPLY_MAX_TRIES = 5
+# How long an approved run waits for a `roster sync` of its district in another process.
+APPLY_RETRY_SECONDS = 60
 
 
 async def run_sync(
@@ -47,14 +54,57 @@ async def run_sync(
     return {"run_id": str(outcome.run_id), "status": outcome.status.value}
 
 
+async def apply_held_run(
+    ctx: dict[str, Any], district_id: str, run_id: str, decided_by: str
+) -> dict[str, Any]:
+    """Apply a held run someone approved (the `apply_held_run` job, SPEC M9).
+
+    It runs under the district's job id, so no queued sync of the district overlaps it; a
+    sync holding the district's lock from another process (`roster sync`) makes it try
+    again later. A run no longer held (rejected meanwhile, or already applied) is left alone.
+    """
+    deps: SyncDeps = ctx["sync"]
+    held = uuid.UUID(run_id)
+    try:
+        outcome = await decide_held_run(
+            deps.pool, held, approve=True, decided_by=decided_by, options=deps.options
+        )
+    except SyncError as exc:
+        async with deps.pool.acquire() as connection:
+            run = await runs.get_run(connection, held)
+        status = run["status"] if run is not None else None
+        if status == RunStatus.HELD and ctx["job_try"] < APPLY_MAX_TRIES:
+            raise Retry(defer=APPLY_RETRY_SECONDS) from exc
+        logger.warning(
+            "held run not applied",
+            extra={"district_id": district_id, "run_id": run_id, "error": str(exc)},
+        )
+        return {"run_id": run_id, "status": status, "error": str(exc)}
+    logger.info(
+        "held run applied",
+        extra={"district_id": district_id, "run_id": run_id, "status": outcome.status},
+    )
+    return {"run_id": run_id, "status": outcome.status.value}
+
+
 async def schedule_full_syncs(ctx: dict[str, Any]) -> int:
     """Queue a full sync of every district a token serves (the SYNC_FULL_CRON job)."""
     deps: SyncDeps = ctx["sync"]
     queued = 0
     for district_id in await deps.tokens.district_ids():
-        request = await request_sync(
-            ctx["redis"], deps.pool, district_id, mode=RunMode.FULL, trigger=RunTrigger.SCHEDULE
-        )
+        try:
+            request = await request_sync(
+                ctx["redis"],
+                deps.pool,
+                district_id,
+                mode=RunMode.FULL,
+                trigger=RunTrigger.SCHEDULE,
+            )
+        except DistrictBusyError as exc:
+            logger.warning(
+                "scheduled sync not queued", extra={"district_id": district_id, "error": str(exc)}
+            )
+            continue
         queued += request.queued
     return queued
 
@@ -68,9 +118,16 @@ async def check_connections(ctx: dict[str, Any]) -> dict[str, str]:
 
 
 FUNCTIONS: list[Any] = [
-    # keep_result=0: a finished sync frees its job id at once, so the next one can queue.
+    # keep_result=0: a finished job frees the district's job id at once, so the next can queue.
     func(
-        run_sync, name="sync_district", timeout=SYNC_JOB_TIMEOUT_SECONDS, keep_result=0, max_tries=3
+        run_sync, name=SYNC_FUNCTION, timeout=SYNC_JOB_TIMEOUT_SECONDS, keep_result=0, max_tries=3
+    ),
+    func(
+        apply_held_run,
+        name=APPLY_HELD_FUNCTION,
+        timeout=APPLY_JOB_TIMEOUT_SECONDS,
+        keep_result=0,
+        max_tries=APPLY_MAX_TRIES,
     ),
     check_connections,
 ]

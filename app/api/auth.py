@@ -17,7 +17,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.keys import KeyGrant, Scope, digest, find_key
-from app.api.problems import Problem, ProblemError
+from app.api.problems import VALIDATION_RESPONSE, Problem, ProblemError
+from app.api.query import reject_unknown_query_parameters
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -28,6 +29,9 @@ bearer = HTTPBearer(
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No API key, or an unknown or revoked one."},
     403: {"model": Problem, "description": "The API key lacks the scope this endpoint needs."},
+    # Declared for every keyed endpoint, so FastAPI does not document its own (differently
+    # shaped) validation error for those that take parameters.
+    422: VALIDATION_RESPONSE,
 }
 
 
@@ -111,12 +115,15 @@ async def authenticate(
     return Principal(grant)
 
 
-def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+def require(scope: Scope) -> Callable[[Request, Principal], Awaitable[Principal]]:
     """A dependency admitting keys that hold `scope` (or `admin`)."""
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def dependency(
+        request: Request, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
         if not principal.allows(scope):
             raise ProblemError(403, f"This endpoint needs an API key with the `{scope}` scope.")
+        reject_unknown_query_parameters(request)
         return principal
 
     return dependency

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import Depends, Query
+from pydantic import BeforeValidator
 from starlette.responses import Response
 
 from app.api.problems import ProblemError
@@ -22,6 +24,8 @@ from app.api.problems import ProblemError
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _CURSOR_VERSION = 1
+# What `encode_cursor` produces (unpadded base64url), so clients can see the shape.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class JSONText(Response):
@@ -41,7 +45,8 @@ def decode_cursor(cursor: str) -> str:
         version, key = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
         raise _bad_cursor() from None
-    if version != _CURSOR_VERSION or not isinstance(key, str):
+    # Postgres text cannot hold NUL: such a key can only be forged, and would fail the query.
+    if version != _CURSOR_VERSION or not isinstance(key, str) or "\x00" in key:
         raise _bad_cursor()
     return key
 
@@ -68,7 +73,11 @@ async def page_params(
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(max_length=2048, description="`next_cursor` of the previous page."),
+        Query(
+            max_length=2048,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page.",
+        ),
     ] = None,
 ) -> PageParams:
     return PageParams(limit, decode_cursor(cursor) if cursor is not None else None)
@@ -82,12 +91,25 @@ class ListFilters:
     updated_since: datetime | None
 
 
+_DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_datetime(value: object) -> object:
+    # Pydantic also reads a number, or a bare date, as a datetime; the parameter is
+    # documented as an ISO 8601 date-time, and `updated_since=1700000000` is more likely a
+    # client's mistake than a Unix time.
+    if isinstance(value, str) and not _DATE_AND_TIME.match(value):
+        raise ValueError("expected an ISO 8601 date-time such as 2024-08-01T00:00:00Z")
+    return value
+
+
 async def list_filters(
     include_inactive: Annotated[
         bool, Query(description="Also return records Clever no longer shares.")
     ] = False,
     updated_since: Annotated[
         datetime | None,
+        BeforeValidator(_iso_datetime),
         Query(
             description="Only records the mirror changed at or after this time "
             "(ISO 8601; UTC when it has no offset)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -119,6 +120,50 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled)
 
 
+VALIDATION_DESCRIPTION = "Invalid parameters or body; the `errors` member lists them."
+# The OpenAPI `responses` entry for the 422 of any endpoint that takes input.
+VALIDATION_RESPONSE: dict[str, Any] = {"model": Problem, "description": VALIDATION_DESCRIPTION}
+
+
 def not_found_responses(what: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for an endpoint that answers 404 for an unknown or unseen id."""
     return {404: {"model": Problem, "description": f"No such {what} the API key may see."}}
+
+
+_PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Describe every error response of an OpenAPI document as it is sent: problem+json.
+
+    FastAPI documents additional responses as `application/json`, and a 422 it adds on its
+    own with its `HTTPValidationError` body; clients generated from either would expect a
+    shape and a media type the API never sends. `document` is changed in place.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", Problem.model_json_schema())
+
+    def problem_content() -> dict[str, Any]:
+        return {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": _PROBLEM_REF}}}
+
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            if "requestBody" in operation:
+                # FastAPI answers 400 itself, before validation, for a body it cannot decode.
+                operation["responses"].setdefault(
+                    "400",
+                    {"description": "The body could not be decoded.", "content": problem_content()},
+                )
+            for status, response in operation.get("responses", {}).items():
+                if not status.startswith(("4", "5")):
+                    continue
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if status == "422" and schema.get("$ref", "").endswith("/HTTPValidationError"):
+                    response.update(description=VALIDATION_DESCRIPTION, content=problem_content())
+                elif schema == {"$ref": _PROBLEM_REF}:
+                    content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+    if "/HTTPValidationError" not in json.dumps(document.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return document

@@ -81,15 +81,23 @@ def _lock_key(district_id: str) -> str:
 
 
 async def is_district_locked(connection: asyncpg.Connection, district_id: str) -> bool:
-    """Whether some session holds the district's sync lock (a sync is running)."""
-    acquired = await connection.fetchval(
-        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _lock_key(district_id)
-    )
-    if acquired:
-        await connection.execute(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))", _lock_key(district_id)
+    """Whether some session holds the district's sync lock (a sync is running).
+
+    Read from `pg_locks` (a bigint key shows as classid:objid) rather than by trying the
+    lock: a probe holding it even for an instant would make a run starting then coalesce.
+    """
+    held: bool = await connection.fetchval(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND objsubid = 1
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)
         )
-    return not acquired
+        """,
+        _lock_key(district_id),
+    )
+    return held
 
 
 @asynccontextmanager

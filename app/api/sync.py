@@ -1,0 +1,295 @@
+"""Sync runs: asking for a sync, watching runs, deciding held ones (SPEC A2, M8-M10)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from arq.connections import ArqRedis
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess, SyncAccess
+from app.api.deps import ConnectionDep, DistrictFilter, not_found
+from app.api.pagination import PageDep, encode_cursor
+from app.api.problems import Problem, ProblemError, not_found_responses
+from app.api.schemas import Page
+from app.api.sync_schemas import (
+    SUPPORTED_MODES,
+    SYNC_RUN_COLUMNS,
+    SyncRequestBody,
+    SyncRun,
+)
+from app.api.webhook import (
+    DELIVERY_PENDING,
+    SyncCallerDep,
+    claim_delivery,
+    forget_delivery,
+    record_delivery,
+)
+from app.clever.errors import CleverError
+from app.settings import Settings
+from app.sync.full import SyncError, SyncOptions, decide_held_run
+from app.sync.queue import (
+    DistrictBusyError,
+    RunNotHeldError,
+    approval_pending,
+    request_approval,
+    request_sync,
+)
+from app.sync.runs import RunStatus
+from app.sync.tokens import DistrictTokens, UnknownDistrictError
+
+router = APIRouter(prefix="/v1", tags=["sync"], responses=AUTH_RESPONSES)
+
+RUN_NOT_FOUND = not_found_responses("sync run")
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "The run is not held, or the district is busy."}
+}
+
+RunId = Annotated[uuid.UUID, Path(description="A sync run's id (a UUID).")]
+
+
+@router.post(
+    "/sync",
+    name="sync-create",
+    status_code=202,
+    response_model=SyncRun,
+    responses={
+        200: {
+            "model": SyncRun,
+            "description": "A sync of the district was already queued or running (or this "
+            "webhook delivery was seen before): that run.",
+        },
+        202: {"description": "A new run was queued."},
+        401: {
+            "model": Problem,
+            "description": "Neither a valid API key nor a valid, fresh webhook signature.",
+        },
+        **not_found_responses("district"),
+        409: {
+            "model": Problem,
+            "description": "An approved held run of the district is being applied, or this "
+            "webhook delivery is still being handled; try again shortly.",
+        },
+        503: {"model": Problem, "description": "Clever could not be asked about the district."},
+    },
+    # A key, or no key at all when the webhook headers sign the request.
+    openapi_extra={"security": [{}]},
+)
+async def create_sync(
+    body: SyncRequestBody, caller: SyncCallerDep, request: Request, response: Response
+) -> SyncRun:
+    """Sync a district: queue a run, or join the one already queued or running.
+
+    Needs a key with `sync:write`, or a signed webhook (`X-Roster-Timestamp` and
+    `X-Roster-Signature` instead of a key). Answers `202` with a new run, or `200` with the
+    district's run that is already queued or running: concurrent requests share one run.
+    Follow it with `GET /v1/sync/runs/{run_id}`.
+
+    The district must be mirrored already, or served by one of the service's Clever tokens
+    (its first sync); any other id is 404, as is a district the key may not see. Only
+    `full` syncs are available; `incremental` is 422 until the events sync exists. A webhook
+    delivery sent again (same signature) starts nothing: it is answered `200` with the run
+    its first delivery got.
+    """
+    if body.mode not in SUPPORTED_MODES:
+        supported = ", ".join(f"`{mode}`" for mode in SUPPORTED_MODES)
+        raise ProblemError(
+            422,
+            f"Sync mode `{body.mode}` is not available yet; supported modes: {supported}.",
+            title="Unsupported sync mode",
+        )
+    pool: asyncpg.Pool = request.state.pool
+    redis: ArqRedis = request.state.redis
+    if not caller.sees(body.district_id):
+        raise not_found("district", body.district_id)
+    await _check_syncable(pool, request.state.tokens, body.district_id)
+
+    if caller.delivery is not None:
+        first = await claim_delivery(redis, caller.delivery)
+        if first == DELIVERY_PENDING:
+            raise ProblemError(409, "This webhook delivery is already being handled.")
+        if first is not None:
+            response.status_code = 200
+            return await _run_or_404(pool, uuid.UUID(first), None)
+    try:
+        requested = await request_sync(
+            redis, pool, body.district_id, mode=body.mode, trigger=caller.trigger
+        )
+    except DistrictBusyError as exc:
+        if caller.delivery is not None:
+            await forget_delivery(redis, caller.delivery)
+        raise ProblemError(409, f"{exc}.", headers={"Retry-After": "5"}) from None
+    except Exception:
+        if caller.delivery is not None:
+            await forget_delivery(redis, caller.delivery)
+        raise
+    if caller.delivery is not None:
+        await record_delivery(redis, caller.delivery, requested.run_id)
+    response.status_code = 202 if requested.queued else 200
+    return await _run_or_404(pool, requested.run_id, None)
+
+
+@router.get("/sync/runs", name="sync-runs-list", response_model=Page[SyncRun])
+async def list_runs(
+    principal: ReadAccess,
+    connection: ConnectionDep,
+    page: PageDep,
+    district_id: DistrictFilter = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+) -> Page[SyncRun]:
+    """Sync runs of the districts the key may see, newest first."""
+    conditions: list[str] = []
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if principal.district_ids is not None:
+        conditions.append(f"district_id = ANY({param(principal.district_ids)}::text[])")
+    if district_id is not None:
+        conditions.append(f"district_id = {param(district_id)}")
+    if status is not None:
+        conditions.append(f"status = {param(status.value)}")
+    if page.after is not None:
+        created_at, run_id = _run_position(page.after)
+        conditions.append(f"(created_at, id) < ({param(created_at)}, {param(run_id)})")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    records = await connection.fetch(
+        f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs {where}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {param(page.limit + 1)}",
+        *params,
+    )
+    shown = [_run(record) for record in records[: page.limit]]
+    more = len(records) > page.limit
+    cursor = encode_cursor(f"{shown[-1].created_at.isoformat()}/{shown[-1].id}") if more else None
+    return Page[SyncRun](data=shown, next_cursor=cursor)
+
+
+@router.get(
+    "/sync/runs/{run_id}", name="sync-runs-get", response_model=SyncRun, responses=RUN_NOT_FOUND
+)
+async def get_run(run_id: RunId, principal: ReadAccess, request: Request) -> SyncRun:
+    """One sync run, with its progress while it runs and its counts once it ended."""
+    return await _run_or_404(request.state.pool, run_id, principal)
+
+
+@router.post(
+    "/sync/runs/{run_id}/approve",
+    name="sync-runs-approve",
+    status_code=202,
+    response_model=SyncRun,
+    responses={**RUN_NOT_FOUND, **CONFLICT},
+)
+async def approve_run(run_id: RunId, principal: SyncAccess, request: Request) -> SyncRun:
+    """Apply a run the mass-change guard held: its changes, deactivations included, are
+    merged by the worker. Answers `202` with the run, still `held` (with `decided_by`) until
+    the worker has applied it; it then becomes `succeeded`.
+
+    409 when the run is not held, or while a sync of its district is queued or running (a
+    newer sync replaces a held run). Approving again while the approval is pending is
+    harmless. Needs `sync:write`.
+    """
+    pool: asyncpg.Pool = request.state.pool
+    await _run_or_404(pool, run_id, principal)
+    try:
+        await request_approval(request.state.redis, pool, run_id, decided_by=principal.name)
+    except RunNotHeldError as exc:
+        raise _not_held(run_id, exc.status) from None
+    except DistrictBusyError as exc:
+        raise ProblemError(409, f"{exc}.", headers={"Retry-After": "5"}) from None
+    return await _run_or_404(pool, run_id, principal)
+
+
+@router.post(
+    "/sync/runs/{run_id}/reject",
+    name="sync-runs-reject",
+    response_model=SyncRun,
+    responses={**RUN_NOT_FOUND, **CONFLICT},
+)
+async def reject_run(run_id: RunId, principal: SyncAccess, request: Request) -> SyncRun:
+    """Discard a run the mass-change guard held: nothing of it is applied, and it ends
+    `rejected`. 409 when the run is not held, or its approval is already being applied.
+    Needs `sync:write`.
+    """
+    pool: asyncpg.Pool = request.state.pool
+    run = await _run_or_404(pool, run_id, principal)
+    if run.status != RunStatus.HELD:
+        raise _not_held(run_id, run.status)
+    if await approval_pending(request.state.redis, run_id, run.district_id):
+        raise ProblemError(409, f"Sync run {run_id} was approved; it is being applied.")
+    settings: Settings = request.state.settings
+    options = SyncOptions(
+        max_deactivate_ratio=settings.sync_max_deactivate_ratio,
+        sensitive_fields_enabled=settings.sensitive_fields_enabled,
+    )
+    try:
+        await decide_held_run(
+            pool, run_id, approve=False, decided_by=principal.name, options=options
+        )
+    except SyncError as exc:
+        raise ProblemError(409, f"{exc}.") from None
+    return await _run_or_404(pool, run_id, principal)
+
+
+async def _check_syncable(pool: asyncpg.Pool, tokens: DistrictTokens, district_id: str) -> None:
+    """404 unless the district is mirrored or one of the service's Clever tokens serves it.
+
+    Only an id not mirrored yet asks Clever which districts the tokens serve, and then at
+    most every few minutes (`DistrictTokens` remembers the answer).
+    """
+    async with pool.acquire() as connection:
+        if await connection.fetchval("SELECT 1 FROM districts WHERE id = $1", district_id):
+            return
+    try:
+        await tokens.token_for(district_id)
+    except UnknownDistrictError:
+        raise not_found("district", district_id) from None
+    except CleverError as exc:
+        raise ProblemError(
+            503, f"Clever could not be asked which districts it serves: {exc}."
+        ) from None
+
+
+async def _run_or_404(
+    pool: asyncpg.Pool, run_id: uuid.UUID, principal: Principal | None
+) -> SyncRun:
+    """The run, if it exists and `principal` (None: anyone) may see its district."""
+    async with pool.acquire() as connection:
+        record = await connection.fetchrow(
+            f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs WHERE id = $1", run_id
+        )
+    if record is None or (principal is not None and not principal.sees(record["district_id"])):
+        raise not_found("sync run", str(run_id))
+    return _run(record)
+
+
+def _run(record: asyncpg.Record) -> SyncRun:
+    return SyncRun.model_validate(dict(record))
+
+
+def _not_held(run_id: uuid.UUID, status: str | None) -> ProblemError:
+    return ProblemError(
+        409,
+        f"Sync run {run_id} is {status}: only held runs can be approved or rejected.",
+        run_status=status,
+    )
+
+
+def _run_position(key: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a runs cursor points after."""
+    created_at, _, run_id = key.partition("/")
+    try:
+        position = datetime.fromisoformat(created_at), uuid.UUID(run_id)
+    except ValueError:
+        position = None
+    if position is None or position[0].tzinfo is None:
+        raise ProblemError(
+            422,
+            "`cursor` is not a cursor this API returned; pass `next_cursor` back unchanged.",
+            title="Invalid cursor",
+        )
+    return position

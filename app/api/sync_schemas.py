@@ -1,0 +1,97 @@
+"""Request and response models of the sync endpoints and the data warnings (SPEC M3, M10)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from app.api.deps import ID_PATTERN
+from app.sync.runs import RunMode, RunStatus, RunTrigger
+
+SUPPORTED_MODES = (RunMode.FULL,)
+
+
+class SyncRequestBody(BaseModel):
+    """What to sync."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    district_id: Annotated[str, Field(pattern=ID_PATTERN, description="A district's Clever id.")]
+    # Documented with the modes available now, so clients (and contract tests) send only
+    # those; `incremental` is still parsed, to be refused with a message naming them.
+    mode: Annotated[
+        RunMode,
+        WithJsonSchema({"type": "string", "enum": [mode.value for mode in SUPPORTED_MODES]}),
+    ] = Field(
+        default=RunMode.FULL,
+        description="`full` reads every collection again. `incremental` (from Clever's "
+        "events) is not available yet: it is answered 422.",
+    )
+
+
+class SyncRun(BaseModel):
+    """One sync of one district, from queued to its end (SPEC M10)."""
+
+    id: uuid.UUID
+    district_id: str
+    mode: RunMode
+    trigger: RunTrigger = Field(description="What asked for the run.")
+    status: RunStatus = Field(
+        description="`queued`, `running`, then `succeeded` or `failed`; `held` when the "
+        "mass-change guard stopped it until it is approved (then `succeeded`) or rejected; "
+        "`coalesced` when another sync of the district was running when it started."
+    )
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None = Field(description="Empty while queued, running or held.")
+    counts: dict[str, dict[str, int]] = Field(
+        description="Per table: rows `created`, `updated`, `deactivated`, `unchanged` (and "
+        "warnings `opened`, `resolved`)."
+    )
+    progress: dict[str, dict[str, int]] = Field(
+        description="Per Clever collection: `pages` and `records` read so far."
+    )
+    warnings_count: int = Field(description="Data warnings the run saw.")
+    clever_requests: int = Field(description="Requests the run made to Clever.")
+    error: str | None = Field(description="Why the run failed (or was coalesced or rejected).")
+    held_reason: str | None = Field(description="What the mass-change guard found too much.")
+    decided_at: datetime | None = Field(description="When a held run was approved or rejected.")
+    decided_by: str | None = Field(description="The name of the key that approved or rejected.")
+
+
+SYNC_RUN_COLUMNS = ", ".join(SyncRun.model_fields)
+
+
+class DataWarning(BaseModel):
+    """A problem found in a district's data (SPEC M3): the record was kept, the problem
+    noted; resolved when a later sync no longer sees it."""
+
+    id: int
+    district_id: str
+    entity: str = Field(description="The collection of the record: `users`, `sections`, ...")
+    record_id: str | None = Field(description="Null when the record had no id.")
+    field: str | None
+    code: str = Field(description="What is wrong, e.g. `invalid_email`.")
+    detail: str | None
+    first_seen_at: datetime
+    first_run_id: uuid.UUID | None
+    resolved: bool
+    resolved_at: datetime | None
+    resolved_run_id: uuid.UUID | None
+
+
+class WarningCount(BaseModel):
+    """How many warnings with one code are open, and how many were resolved."""
+
+    code: str
+    open: int
+    resolved: int
+
+
+class WarningSummary(BaseModel):
+    """Warning counts per code, in code order."""
+
+    data: list[WarningCount]
