@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -66,6 +67,9 @@ async def list_users(
             f" WHERE us.user_id = u.id AND us.school_id = {params.add(school_id)}{link_is_live})"
         )
     if q is not None:
+        # Names and emails are stored NFC-normalized; a query typed in decomposed form
+        # (as some keyboards and macOS file names produce) must find them too.
+        q = unicodedata.normalize("NFC", q)
         listing.conditions.append(
             "concat_ws(' ', u.name_first, u.name_middle, u.name_last, u.preferred_first_name,"
             f" u.email) ILIKE {params.add(like_pattern(q))}"

@@ -72,7 +72,7 @@ _SECTION_CONTEXT = """
 
 
 def _user_section_json() -> str:
-    return shapes.json_object(shapes.section_in_context_fields() | {"role": "m.role"})
+    return shapes.json_object(shapes.user_section_fields("m.role"))
 
 
 async def user_sections(
@@ -103,17 +103,21 @@ async def user_sections(
     return _owned(row, scope)
 
 
+_TERM_BUCKET = shapes.json_object(
+    shapes.term_bucket_fields(
+        current="coalesce(current_date BETWEEN t.start_date AND t.end_date, false)",
+        sections=f"json_agg({_user_section_json()} ORDER BY s.display_name, s.id)",
+    )
+)
+
+
 def user_sections_by_term_sql(scope: Scope, *, role: SectionRole | None) -> str:
     """The by-term statement; parameters: $1 user id (the benchmark runs it too)."""
     active = "" if scope.include_inactive else "WHERE s.deleted_at IS NULL"
     return f"""
         WITH buckets AS (
             SELECT t.id AS term_key, t.start_date, t.name AS term_name,
-                   json_build_object(
-                       'term', {shapes.or_null("t", shapes.term_json("t"))},
-                       'current', coalesce(current_date BETWEEN t.start_date AND t.end_date, false),
-                       'sections', json_agg({_user_section_json()} ORDER BY s.display_name, s.id)
-                   ) AS bucket
+                   {_TERM_BUCKET} AS bucket
             FROM ({_memberships("$1", scope, role)}) m {_SECTION_CONTEXT}
             {active}
             GROUP BY t.id
@@ -140,7 +144,7 @@ async def user_sections_by_term(
 
 def _linked_user_json(scope: Scope) -> str:
     return shapes.json_object(
-        shapes.user_fields("u", sensitive=scope.sensitive) | {"section_ids": "l.section_ids"}
+        shapes.linked_user_fields(sensitive=scope.sensitive, section_ids="l.section_ids")
     )
 
 
@@ -210,10 +214,7 @@ async def student_contacts(
         conditions += ["cr.deleted_at IS NULL", "u.deleted_at IS NULL"]
     if after is not None:
         conditions.append(f"u.id > {params.add(after)}")
-    body = shapes.json_object(
-        shapes.user_fields("u", sensitive=scope.sensitive)
-        | {"relationship": "cr.relationship", "type": "cr.type"}
-    )
+    body = shapes.json_object(shapes.contact_fields("cr", sensitive=scope.sensitive))
     page = f"""
         SELECT u.id AS key, {body} AS body
         FROM contact_relationships cr JOIN users u ON u.id = cr.contact_id
@@ -229,8 +230,7 @@ async def section_detail(
 ) -> str | None:
     """A section in context with its teachers (in order, primary flagged) and students."""
     current = not scope.include_inactive
-    user = shapes.user_fields("u", sensitive=scope.sensitive)
-    teacher = shapes.json_object(user | {"position": "st.position", "primary": "st.is_primary"})
+    teacher = shapes.json_object(shapes.section_teacher_fields("st", sensitive=scope.sensitive))
     teachers = f"""
         SELECT coalesce(json_agg({teacher} ORDER BY st.position, u.id), '[]'::json)
         FROM section_teachers st JOIN users u ON u.id = st.teacher_id
@@ -239,7 +239,7 @@ async def section_detail(
     """
     # With history included a student may have had several stays: each is shown once.
     students = f"""
-        SELECT coalesce(json_agg({shapes.json_object(user)}
+        SELECT coalesce(json_agg({shapes.user_json("u", sensitive=scope.sensitive)}
                                  ORDER BY u.name_last, u.name_first, u.id), '[]'::json)
         FROM users u
         WHERE u.id IN (SELECT e.student_id FROM enrollments e WHERE e.section_id = s.id
@@ -247,8 +247,7 @@ async def section_detail(
         {"AND u.deleted_at IS NULL" if current else ""}
     """
     body = shapes.json_object(
-        shapes.section_in_context_fields()
-        | {"teachers": f"({teachers})", "students": f"({students})"}
+        shapes.section_detail_fields(teachers=f"({teachers})", students=f"({students})")
     )
     row = await connection.fetchrow(
         f"""
@@ -306,10 +305,7 @@ async def school_users(
         conditions.append(is_primary if primary else f"NOT ({is_primary})")
     if after is not None:
         conditions.append(f"u.id > {params.add(after)}")
-    body = shapes.json_object(
-        shapes.user_fields("u", sensitive=scope.sensitive)
-        | {"primary": f"u.primary_school_id IS NOT DISTINCT FROM {school}"}
-    )
+    body = shapes.json_object(shapes.school_user_fields(sensitive=scope.sensitive, school=school))
     page = f"""
         SELECT u.id AS key, {body} AS body
         FROM ({" UNION ".join(members)}) m(user_id) JOIN users u ON u.id = m.user_id

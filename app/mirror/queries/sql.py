@@ -15,6 +15,12 @@ class Params:
         self.values.append(value)
         return f"${len(self.values)}"
 
+    def copy(self) -> Params:
+        """Parameters to go on from, leaving these as they are."""
+        copied = Params()
+        copied.values = list(self.values)
+        return copied
+
 
 def like_pattern(text: str) -> str:
     """A case-insensitive substring pattern matching `text` literally."""

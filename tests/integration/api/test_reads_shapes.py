@@ -1,0 +1,81 @@
+"""Every GET endpoint answers exactly its documented response model.
+
+Real answers over the mirrored districts are checked strictly: no key the model does not
+list, none it lists missing, at every level of nesting, with and without sensitive fields.
+Endpoints are enumerated from the app, so a new one is checked without editing this file.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import asyncpg
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.integration.api.conftest import Keys, Mirrored
+from tests.integration.api.reads_support import Json, api_routes, assert_shape, get_json
+
+GETS = [r for r in api_routes() if "GET" in (r.methods or ()) and r.path.startswith("/v1/")]
+
+
+def _parameters(route: APIRoute) -> list[str]:
+    return [param.name for param in route.dependant.path_params]
+
+
+@pytest.fixture(scope="module")
+async def candidates(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, list[str]]:
+    """Ids to try for each path parameter: records with every kind of link, and without."""
+    s, other = mirrored.s.truth, mirrored.other.truth
+    edge = s.edge_cases
+    section = s.record(edge["section_ten_teachers"])
+    assert section is not None
+    contact = s.record(edge["contact_several_students"])
+    assert contact is not None
+    with_contacts = contact["roles"]["contact"]["student_relationships"][0]["student"]
+    runs = await api_pool.fetch(
+        "SELECT id::text FROM sync_runs WHERE district_id = ANY($1::text[])",
+        [mirrored.s.id, mirrored.other.id],
+    )
+    return {
+        "district_id": [mirrored.s.id, mirrored.other.id],
+        "school_id": [section["school"], other.ids("schools")[0]],
+        "term_id": [section["term_id"], other.ids("terms")[0]],
+        "course_id": [section["course"], other.ids("courses")[0]],
+        "section_id": [edge[key] for key in ("section_ten_teachers", "section_no_term")]
+        + [edge["section_no_course"]],
+        "user_id": [
+            edge["student_in_three_schools"],
+            edge["student_sensitive_fields"],
+            with_contacts,
+            section["teacher"],
+            edge["staff_multi_school"],
+            contact["id"],
+        ],
+        "run_id": [row[0] for row in runs],
+    }
+
+
+def _rows(body: Json) -> list[Json]:
+    data = body.get("data")
+    return data if isinstance(data, list) else [body]
+
+
+@pytest.mark.parametrize("route", GETS, ids=lambda route: route.path)
+async def test_answers_have_exactly_the_fields_of_the_response_model(
+    api: httpx.AsyncClient, keys: Keys, candidates: dict[str, list[str]], route: APIRoute
+) -> None:
+    names = _parameters(route)
+    unknown = [name for name in names if name not in candidates]
+    assert not unknown, f"add ids to try for {unknown} to `candidates`"
+    model = route.response_model
+    assert model is not None, f"{route.path} documents no response model"
+    answered_rows = 0
+    for values in product(*(candidates[name] for name in names)):
+        path = route.path.format(**dict(zip(names, values, strict=True)))
+        for key in (keys.admin, keys.read):
+            body = await get_json(api, path, key)
+            assert_shape(model, body, path)
+            answered_rows += len(_rows(body))
+    assert answered_rows, f"{route.path} answered no rows to check"
