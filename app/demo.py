@@ -87,9 +87,11 @@ class Demo:
             self.console.print(f"[green]API ready[/green] at {base_url}  (docs: {base_url}/docs)")
             self.console.print(f"  health {base_url}/healthz  readiness {base_url}/readyz")
             self.console.print(f"  metrics {base_url}/metrics")
-            self.console.print(f"  development API key (every scope): {key}")
+            # Never wrapped: the key must stay one copyable word, whatever the terminal.
+            self.console.print(f"  development API key (every scope): {key}", soft_wrap=True)
             self.console.print(
-                f'  try: curl -H "Authorization: Bearer {key}" {base_url}/v1/districts'
+                f'  try: curl -H "Authorization: Bearer {key}" {base_url}/v1/districts',
+                soft_wrap=True,
             )
             self.console.print("Press Ctrl-C to stop.")
             while not self.stopping and self._children_alive():
