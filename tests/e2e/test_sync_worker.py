@@ -7,16 +7,21 @@ live tables never hold half of a sync and that the next run finishes the job.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
+import orjson
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
@@ -27,7 +32,11 @@ from arq.constants import (
     retry_key_prefix,
 )
 from arq.jobs import Job, JobStatus
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
+from app.api.keys import Scope, create_key
+from app.main import create_app
 from app.settings import Settings
 from app.sync.queue import request_sync, sync_job_id
 from app.sync.runs import RunMode, RunStatus, RunTrigger
@@ -428,3 +437,70 @@ async def test_a_new_worker_syncs_a_district_whose_worker_was_killed(
         succeeded, what="a sync of the district to succeed", seconds=30, diagnostics=diagnostics
     )
     await assert_mirror_matches_truth(pool, district=district)
+
+
+async def test_syncs_asked_through_the_api_and_a_signed_webhook_are_run_by_the_worker(
+    sandbox: RunningSandbox,
+    pool: asyncpg.Pool,
+    arq_redis: ArqRedis,
+    workers: Workers,
+    settings: Settings,
+) -> None:
+    district = sandbox.districts[0]
+    secret = "shared-webhook-secret"
+    api_settings = sandbox_settings(settings, sandbox=sandbox, district=district).model_copy(
+        update={"sync_webhook_secrets": [SecretStr(secret)], "api_key_cache_seconds": 0.0}
+    )
+    async with pool.acquire() as connection:
+        key = await create_key(connection, name="e2e", scopes=[Scope.READ, Scope.SYNC_WRITE])
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    app = create_app(api_settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
+        ) as api,
+    ):
+        # A district never mirrored, served by a configured token: its first sync.
+        asked = await api.post(
+            "/v1/sync", json={"district_id": district.id, "mode": "full"}, headers=headers
+        )
+        assert asked.status_code == 202, asked.text
+        run_id = uuid.UUID(asked.json()["id"])
+        workers.start(sandbox=sandbox, district=district)
+        run = await _wait_until_final(pool, run_id, workers=workers)
+        assert run["status"] == "succeeded", run["error"]
+        shown = (await api.get(f"/v1/sync/runs/{run_id}", headers=headers)).json()
+        assert (shown["status"], shown["trigger"]) == ("succeeded", "api")
+        users = await api.get(
+            "/v1/users", params={"district_id": district.id, "limit": 1000}, headers=headers
+        )
+        assert len(users.json()["data"]) == district.truth.counts()["users"]
+
+        # The same through a signed webhook, once the first run has freed the job id.
+        job = Job(sync_job_id(district.id), arq_redis, _deserializer=deserialize_job)
+
+        async def job_gone() -> bool | None:
+            return True if await job.status() is JobStatus.not_found else None
+
+        await wait_for(job_gone, what="the finished job to free its id", diagnostics=workers.logs)
+        body = orjson.dumps({"district_id": district.id, "mode": "full"})
+        timestamp = str(int(time.time()))
+        digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+        signed = {
+            "Content-Type": "application/json",
+            "X-Roster-Timestamp": timestamp,
+            "X-Roster-Signature": f"v1={digest.hexdigest()}",
+        }
+        delivered = await api.post("/v1/sync", content=body, headers=signed)
+        assert delivered.status_code == 202, delivered.text
+        hooked = uuid.UUID(delivered.json()["id"])
+        assert hooked != run_id
+        replayed = await api.post("/v1/sync", content=body, headers=signed)
+        assert (replayed.status_code, replayed.json()["id"]) == (200, str(hooked))
+        run = await _wait_until_final(pool, hooked, workers=workers)
+        assert (run["status"], run["trigger"]) == ("succeeded", "webhook"), run["error"]
+        runs = (
+            await api.get("/v1/sync/runs", params={"district_id": district.id}, headers=headers)
+        ).json()
+        assert [entry["id"] for entry in runs["data"]] == [str(hooked), str(run_id)]
