@@ -279,10 +279,18 @@ async def school_users(
     params = Params()
     school = params.add(school_id)
     role_param = params.add(role) if role is not None else None
+    # The cursor goes into every part of the union, so a later page does not gather (and
+    # sort) the members before it again.
+    after_param = params.add(after) if after is not None else None
+
+    def after_cursor(column: str) -> str:
+        return f" AND {column} > {after_param}" if after_param else ""
+
     live_link = "" if scope.include_inactive else "AND deleted_at IS NULL"
     members = [
         f"SELECT user_id FROM user_schools WHERE school_id = {school} {live_link}"
         + (f" AND role = {role_param}" if role_param else "")
+        + after_cursor("user_id")
     ]
     live_section = "" if scope.include_inactive else "AND s.deleted_at IS NULL"
     if role in (None, "student"):
@@ -290,12 +298,14 @@ async def school_users(
             f"SELECT e.student_id FROM sections s JOIN enrollments e ON e.section_id = s.id"
             f" WHERE s.school_id = {school} {live_section}"
             + ("" if scope.include_inactive else " AND e.ended_at IS NULL")
+            + after_cursor("e.student_id")
         )
     if role in (None, "teacher"):
         members.append(
             f"SELECT st.teacher_id FROM sections s JOIN section_teachers st ON st.section_id = s.id"
             f" WHERE s.school_id = {school} {live_section}"
             + ("" if scope.include_inactive else " AND st.deleted_at IS NULL")
+            + after_cursor("st.teacher_id")
         )
     conditions = [] if scope.include_inactive else ["u.deleted_at IS NULL"]
     if role is not None:
@@ -303,8 +313,6 @@ async def school_users(
     if primary is not None:
         is_primary = f"u.primary_school_id IS NOT DISTINCT FROM {school}"
         conditions.append(is_primary if primary else f"NOT ({is_primary})")
-    if after is not None:
-        conditions.append(f"u.id > {params.add(after)}")
     body = shapes.json_object(shapes.school_user_fields(sensitive=scope.sensitive, school=school))
     page = f"""
         SELECT u.id AS key, {body} AS body
