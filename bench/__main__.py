@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import client, profiling, sync
+from bench import api, client, profiling, sync
 from bench.options import RESULTS_DIR, BenchOptions
 from sandbox.config import size_spec
 
@@ -26,8 +26,9 @@ SCENARIOS: dict[str, Scenario] = {
     "client": client.run,
     "sync": sync.run,
     "profile": profiling.run,
+    "api": api.run,
 }
-DEFAULT_SCENARIOS = ("client", "sync")
+DEFAULT_SCENARIOS = ("client", "sync", "api")
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -61,6 +62,20 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
     parser.add_argument(
         "--no-cprofile", action="store_true", help="profile: skip the cProfile re-sync"
     )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="api: seconds of each measured window"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="api: seconds of load before each window"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="api: repeat every measurement this many times"
+    )
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="api: keep the synced database (roster_bench_api_<size>) and reuse it next time",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -77,6 +92,10 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         timeout=args.timeout,
         top=args.top,
         cprofile=not args.no_cprofile,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        keep_database=args.keep_database,
     )
     return list(args.scenarios) or list(DEFAULT_SCENARIOS), options
 

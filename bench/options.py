@@ -23,6 +23,14 @@ class BenchOptions:
     """Rows of the profile's tables."""
     cprofile: bool = True
     """Whether `profile` also runs a re-sync under cProfile."""
+    seconds: float = 20.0
+    """`api`: length of each measured window."""
+    warmup: float = 5.0
+    """`api`: load before each measured window, not measured."""
+    rounds: int = 3
+    """`api`: how many times every measurement is repeated, for its spread."""
+    keep_database: bool = False
+    """`api`: keep the synced database for later runs, and reuse the kept one."""
 
     @property
     def log_dir(self) -> Path:
