@@ -22,6 +22,9 @@ from app.redis import create_redis
 from app.settings import Settings, load_settings
 from app.sync.tokens import DistrictTokens
 
+# Connections for sync triggers and decisions, which are rare next to reads.
+WRITE_POOL_SIZE = 4
+
 
 class AppState(TypedDict):
     """What lifespan builds once per process; endpoints reach it as `request.state.<key>`."""
@@ -30,8 +33,10 @@ class AppState(TypedDict):
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
-    # Plain asyncpg for the roster reads: they return JSON built by Postgres.
+    # Plain asyncpg: `reads` for the roster reads (they return JSON built by Postgres) and
+    # API key lookups, `pool` for sync triggers and decisions.
     pool: asyncpg.Pool
+    reads: asyncpg.Pool
     keys: KeyCache
     # Which Clever token serves which district: learned once, refreshed at most every few
     # minutes, so asking for a district's first sync rarely reaches Clever.
@@ -51,8 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
         engine = create_engine(settings)
         redis = create_redis(settings)
+        # Reads take no locks and set no session state, so their connections skip the
+        # reset round trip; everything else (sync triggers hold advisory locks) keeps it.
+        reads = await create_pool(
+            settings,
+            min_size=0,
+            max_size=settings.api_pool_size,
+            application_name="roster-api",
+            light_reset=True,
+        )
         pool = await create_pool(
-            settings, min_size=0, max_size=settings.api_pool_size, application_name="roster-api"
+            settings, min_size=0, max_size=WRITE_POOL_SIZE, application_name="roster-api"
         )
         try:
             yield {
@@ -61,11 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "sessionmaker": create_sessionmaker(engine),
                 "redis": redis,
                 "pool": pool,
+                "reads": reads,
                 "keys": KeyCache(settings.api_key_cache_seconds),
                 "tokens": DistrictTokens(settings),
             }
         finally:
             await pool.close()
+            await reads.close()
             await redis.aclose()
             await engine.dispose()
 

@@ -125,7 +125,10 @@ class Settings(BaseSettings):
         "stops working within this time.",
     )
     api_pool_size: int = Field(
-        default=10, ge=1, le=100, description="Postgres connections per API process."
+        default=20,
+        ge=1,
+        le=100,
+        description="Postgres connections per API process for reads (sync triggers use 4 more).",
     )
 
     log_level: LogLevel = LogLevel.INFO

@@ -7,6 +7,7 @@ the endpoints, exactly as an id that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,27 +69,39 @@ class KeyCache:
     """Recently looked-up keys, so a busy client costs one lookup per key every few seconds.
 
     Unknown keys are cached too (as None), so guessing does not reach the database on every
-    request. Revocation takes effect within `ttl` seconds.
+    request. Revocation takes effect within `ttl` seconds. Requests that miss together share
+    one lookup, so an entry expiring under load is not looked up once per request in flight.
     """
 
     def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
         self._clock = clock
         self._entries: dict[bytes, tuple[float, KeyGrant | None]] = {}
+        self._loading: dict[bytes, asyncio.Task[KeyGrant | None]] = {}
 
     async def get(
         self, secret: str, load: Callable[[str], Awaitable[KeyGrant | None]]
     ) -> KeyGrant | None:
         key = digest(secret)
-        now = self._clock()
         entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] > self._clock():
             return entry[1]
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load(key, secret, load))
+            self._loading[key] = task
+            task.add_done_callback(lambda _: self._loading.pop(key, None))
+        # Shielded: a caller that gives up (a client gone) does not cancel the others' lookup.
+        return await asyncio.shield(task)
+
+    async def _load(
+        self, key: bytes, secret: str, load: Callable[[str], Awaitable[KeyGrant | None]]
+    ) -> KeyGrant | None:
         grant = await load(secret)
         if self._ttl > 0:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[key] = (now + self._ttl, grant)
+            self._entries[key] = (self._clock() + self._ttl, grant)
         return grant
 
 
@@ -102,7 +115,7 @@ async def authenticate(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    pool: asyncpg.Pool = request.state.pool
+    pool: asyncpg.Pool = request.state.reads
     cache: KeyCache = request.state.keys
 
     async def load(secret: str) -> KeyGrant | None:

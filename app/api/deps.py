@@ -19,7 +19,7 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
     """One pooled connection for the request (reads run as single statements)."""
-    pool: asyncpg.Pool = request.state.pool
+    pool: asyncpg.Pool = request.state.reads
     async with pool.acquire() as connection:
         yield connection
 

@@ -124,15 +124,20 @@ class KeyGrant:
 
 
 async def find_key(connection: asyncpg.Connection, secret: str) -> KeyGrant | None:
-    """The grant of an unrevoked key, noting that it was used."""
+    """The grant of an unrevoked key. Its `last_used_at` is kept to the minute: written only
+    when older, so a busy key does not update its row on every lookup."""
     record = await connection.fetchrow(
-        "UPDATE api_keys SET last_used_at = now()"
-        " WHERE secret_hash = $1 AND revoked_at IS NULL"
-        " RETURNING id, name, scopes, district_ids",
+        "SELECT id, name, scopes, district_ids,"
+        " last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale"
+        " FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL",
         digest(secret),
     )
     if record is None:
         return None
+    if record["stale"]:
+        await connection.execute(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1", record["id"]
+        )
     districts = record["district_ids"]
     return KeyGrant(
         key_id=record["id"],

@@ -35,21 +35,33 @@ async def init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
+async def _end_open_transaction(connection: asyncpg.Connection) -> None:
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 async def create_pool(
     settings: Settings,
     *,
     min_size: int = 1,
     max_size: int = 4,
     application_name: str = "roster-mirror-sync",
+    light_reset: bool = False,
 ) -> asyncpg.Pool:
     """A pool of plain connections. Syncs use a small one (one connection holds the district
     lock, one does the work); the API one per process. Sessions run in UTC, so times that
-    Postgres writes into JSON carry a `+00:00` offset."""
+    Postgres writes into JSON carry a `+00:00` offset.
+
+    `light_reset` is for the API: its requests set no session state and release what they
+    take, so a released connection is only rolled back if a transaction was left open,
+    instead of the default reset, a round trip per request.
+    """
     pool = await asyncpg.create_pool(
         settings.asyncpg_database_url,
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
+        reset=_end_open_transaction if light_reset else None,
         server_settings={"application_name": application_name, "timezone": "UTC"},
     )
     assert pool is not None

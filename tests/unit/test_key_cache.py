@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from app.api.auth import KeyCache
@@ -53,3 +54,22 @@ async def test_unknown_keys_are_cached_and_a_zero_ttl_disables_caching() -> None
     await uncached.get("rk_x", load)
     await uncached.get("rk_x", load)
     assert lookups == ["rk_guess", "rk_x", "rk_x"]
+
+
+async def test_requests_that_miss_together_share_one_lookup() -> None:
+    release = asyncio.Event()
+    lookups: list[str] = []
+
+    async def load(secret: str) -> KeyGrant | None:
+        lookups.append(secret)
+        await release.wait()
+        return GRANT
+
+    cache = KeyCache(5.0, clock=Clock())
+    waiting = [asyncio.create_task(cache.get("rk_a", load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # one caller giving up does not fail the others
+    release.set()
+    results = await asyncio.gather(*waiting[1:])
+    assert results == [GRANT] * 19
+    assert lookups == ["rk_a"]

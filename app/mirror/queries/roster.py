@@ -6,6 +6,7 @@ that an unknown id (404) and an owner without links (empty list) are told apart.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,6 +114,13 @@ _TERM_BUCKET = shapes.json_object(
 
 def user_sections_by_term_sql(scope: Scope, *, role: SectionRole | None) -> str:
     """The by-term statement; parameters: $1 user id (the benchmark runs it too)."""
+    return _by_term_sql(scope.include_inactive, scope.sensitive, role)
+
+
+@functools.cache
+def _by_term_sql(include_inactive: bool, sensitive: bool, role: SectionRole | None) -> str:
+    # Built once per variant: assembling the text costs more than a cache lookup per request.
+    scope = Scope(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
     active = "" if scope.include_inactive else "WHERE s.deleted_at IS NULL"
     return f"""
         WITH buckets AS (
@@ -151,6 +159,12 @@ def _linked_user_json(scope: Scope) -> str:
 def teacher_students_sql(scope: Scope, *, paged: bool) -> str:
     """The teacher's-students statement; parameters: $1 teacher id, $2 page size + 1, and
     with `paged` $3 the last student id of the previous page."""
+    return _teacher_students_sql(scope.include_inactive, scope.sensitive, paged)
+
+
+@functools.cache
+def _teacher_students_sql(include_inactive: bool, sensitive: bool, paged: bool) -> str:
+    scope = Scope(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
     after = "AND e.student_id > $3" if paged else ""
     live = "" if scope.include_inactive else "AND u.deleted_at IS NULL"
     page = f"""
