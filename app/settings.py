@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         "stops working within this time.",
     )
     api_pool_size: int = Field(
-        default=20,
+        default=32,
         ge=1,
         le=100,
         description="Postgres connections per API process for reads (sync triggers use 4 more).",
