@@ -17,7 +17,12 @@ from app.api.deps import (
 from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import Course, Page, Section
-from app.mirror.queries.collections import COURSES, SECTIONS, get_record, list_records
+from app.mirror.queries.collections import (
+    COURSES,
+    get_record,
+    list_records,
+    list_sections_of,
+)
 
 router = APIRouter(prefix="/v1", tags=["courses"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("course")
@@ -65,9 +70,8 @@ async def list_course_sections(
     filters: FiltersDep,
 ) -> JSONText:
     """The course's sections, in id order."""
-    scope = scope_of(principal, include_inactive=True)
-    if await get_record(connection, COURSES, course_id, scope) is None:
-        raise not_found("course", course_id)
     listing = listing_of(principal, page, filters)
-    listing.conditions.append(f"s.course_id = {listing.params.add(course_id)}")
-    return page_response(await list_records(connection, SECTIONS, listing), page.limit)
+    rows = await list_sections_of(connection, COURSES, course_id, listing)
+    if rows is None:
+        raise not_found("course", course_id)
+    return page_response(rows, page.limit)

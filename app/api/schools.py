@@ -21,7 +21,12 @@ from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, p
 from app.api.problems import not_found_responses
 from app.api.schemas import Page, School, SchoolUser, Section, UserRole
 from app.mirror.queries import roster
-from app.mirror.queries.collections import SCHOOLS, SECTIONS, get_record, list_records
+from app.mirror.queries.collections import (
+    SCHOOLS,
+    get_record,
+    list_records,
+    list_sections_of,
+)
 
 router = APIRouter(prefix="/v1", tags=["schools"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("school")
@@ -72,16 +77,11 @@ async def list_school_sections(
     ] = None,
 ) -> JSONText:
     """The school's sections, in id order."""
-    if (
-        await get_record(connection, SCHOOLS, school_id, scope_of(principal, include_inactive=True))
-        is None
-    ):
-        raise not_found("school", school_id)
     listing = listing_of(principal, page, filters)
-    listing.conditions.append(f"s.school_id = {listing.params.add(school_id)}")
-    if term_id is not None:
-        listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
-    return page_response(await list_records(connection, SECTIONS, listing), page.limit)
+    rows = await list_sections_of(connection, SCHOOLS, school_id, listing, term_id=term_id)
+    if rows is None:
+        raise not_found("school", school_id)
+    return page_response(rows, page.limit)
 
 
 @router.get(

@@ -17,7 +17,12 @@ from app.api.deps import (
 from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import Page, Section, Term
-from app.mirror.queries.collections import SECTIONS, TERMS, get_record, list_records
+from app.mirror.queries.collections import (
+    TERMS,
+    get_record,
+    list_records,
+    list_sections_of,
+)
 
 router = APIRouter(prefix="/v1", tags=["terms"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("term")
@@ -66,9 +71,7 @@ async def list_term_sections(
 ) -> JSONText:
     """The term's sections, in id order. A deactivated term's sections stay active, so the
     term is found here even when it is inactive."""
-    scope = scope_of(principal, include_inactive=True)
-    if await get_record(connection, TERMS, term_id, scope) is None:
+    rows = await list_sections_of(connection, TERMS, term_id, listing_of(principal, page, filters))
+    if rows is None:
         raise not_found("term", term_id)
-    listing = listing_of(principal, page, filters)
-    listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
-    return page_response(await list_records(connection, SECTIONS, listing), page.limit)
+    return page_response(rows, page.limit)

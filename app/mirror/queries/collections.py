@@ -123,3 +123,26 @@ def visible(scope: Scope, district_id: str | None, *, active: bool) -> bool:
     if district_id is None or (not active and not scope.include_inactive):
         return False
     return scope.district_ids is None or district_id in scope.district_ids
+
+
+async def list_sections_of(
+    connection: asyncpg.Connection,
+    parent: Kind,
+    parent_id: str,
+    listing: Listing,
+    *,
+    term_id: str | None = None,
+) -> list[tuple[str, str]] | None:
+    """A page of the sections of a school, term or course (`parent`), optionally of one
+    term; None when the key may not see the parent.
+
+    An inactive parent still lists its sections: a deleted term's sections stay active.
+    """
+    seen = Scope(district_ids=listing.scope.district_ids, include_inactive=True)
+    if await get_record(connection, parent, parent_id, seen) is None:
+        return None
+    column = {SCHOOLS: "school_id", TERMS: "term_id", COURSES: "course_id"}[parent]
+    listing.conditions.append(f"s.{column} = {listing.params.add(parent_id)}")
+    if term_id is not None:
+        listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
+    return await list_records(connection, SECTIONS, listing)
