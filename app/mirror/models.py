@@ -350,6 +350,8 @@ class SyncRun(SQLModel, table=True):
             name="status",
         ),
         Index(None, "district_id", "created_at"),
+        # `GET /v1/sync/runs` pages newest first on (created_at, id).
+        Index(None, "created_at", "id"),
         Index(None, "status"),
     )
 
