@@ -44,14 +44,15 @@ def decode_cursor(cursor: str) -> str:
         padded = cursor + "=" * (-len(cursor) % 4)
         version, key = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
-        raise _bad_cursor() from None
+        raise invalid_cursor() from None
     # Postgres text cannot hold NUL: such a key can only be forged, and would fail the query.
     if version != _CURSOR_VERSION or not isinstance(key, str) or "\x00" in key:
-        raise _bad_cursor()
+        raise invalid_cursor()
     return key
 
 
-def _bad_cursor() -> ProblemError:
+def invalid_cursor() -> ProblemError:
+    """The answer to a cursor this API did not issue."""
     return ProblemError(
         422,
         "`cursor` is not a cursor this API returned; pass `next_cursor` back unchanged.",

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess, SyncAccess
 from app.api.deps import ConnectionDep, DistrictFilter, not_found
-from app.api.pagination import PageDep, encode_cursor
+from app.api.pagination import PageDep, encode_cursor, invalid_cursor
 from app.api.problems import Problem, ProblemError, not_found_responses
 from app.api.schemas import Page
 from app.api.sync_schemas import (
@@ -29,6 +29,7 @@ from app.api.webhook import (
     record_delivery,
 )
 from app.clever.errors import CleverError
+from app.mirror.queries.sql import Params, where
 from app.settings import Settings
 from app.sync.full import SyncError, SyncOptions, decide_held_run
 from app.sync.queue import (
@@ -141,27 +142,20 @@ async def list_runs(
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
 ) -> Page[SyncRun]:
     """Sync runs of the districts the key may see, newest first."""
-    conditions: list[str] = []
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
+    params, conditions = Params(), []
     if principal.district_ids is not None:
-        conditions.append(f"district_id = ANY({param(principal.district_ids)}::text[])")
+        conditions.append(f"district_id = ANY({params.add(principal.district_ids)}::text[])")
     if district_id is not None:
-        conditions.append(f"district_id = {param(district_id)}")
+        conditions.append(f"district_id = {params.add(district_id)}")
     if status is not None:
-        conditions.append(f"status = {param(status.value)}")
+        conditions.append(f"status = {params.add(status.value)}")
     if page.after is not None:
         created_at, run_id = _run_position(page.after)
-        conditions.append(f"(created_at, id) < ({param(created_at)}, {param(run_id)})")
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        conditions.append(f"(created_at, id) < ({params.add(created_at)}, {params.add(run_id)})")
     records = await connection.fetch(
-        f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs {where}"
-        f" ORDER BY created_at DESC, id DESC LIMIT {param(page.limit + 1)}",
-        *params,
+        f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs {where(conditions)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {params.add(page.limit + 1)}",
+        *params.values,
     )
     shown = [_run(record) for record in records[: page.limit]]
     more = len(records) > page.limit
@@ -287,9 +281,5 @@ def _run_position(key: str) -> tuple[datetime, uuid.UUID]:
     except ValueError:
         position = None
     if position is None or position[0].tzinfo is None:
-        raise ProblemError(
-            422,
-            "`cursor` is not a cursor this API returned; pass `next_cursor` back unchanged.",
-            title="Invalid cursor",
-        )
+        raise invalid_cursor()
     return position

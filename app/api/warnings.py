@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, Query
 
 from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess
 from app.api.deps import ConnectionDep, DistrictFilter
-from app.api.pagination import PageDep, encode_cursor
-from app.api.problems import ProblemError
+from app.api.pagination import PageDep, encode_cursor, invalid_cursor
 from app.api.schemas import Page
 from app.api.sync_schemas import DataWarning, WarningCount, WarningSummary
+from app.mirror.queries.sql import Params, where
 
 router = APIRouter(prefix="/v1", tags=["data warnings"], responses=AUTH_RESPONSES)
 
@@ -25,31 +25,13 @@ _COLUMNS = (
 )
 
 
-class _Where:
-    """WHERE conditions and their numbered parameters."""
-
-    def __init__(self) -> None:
-        self.conditions: list[str] = []
-        self.params: list[Any] = []
-
-    def param(self, value: Any) -> str:
-        self.params.append(value)
-        return f"${len(self.params)}"
-
-    def add(self, condition: str) -> None:
-        self.conditions.append(condition)
-
-    def sql(self) -> str:
-        return f"WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
-
-
-def _visible(principal: Principal, district_id: str | None) -> _Where:
-    where = _Where()
+def _visible(principal: Principal, district_id: str | None) -> tuple[Params, list[str]]:
+    params, conditions = Params(), []
     if principal.district_ids is not None:
-        where.add(f"district_id = ANY({where.param(principal.district_ids)}::text[])")
+        conditions.append(f"district_id = ANY({params.add(principal.district_ids)}::text[])")
     if district_id is not None:
-        where.add(f"district_id = {where.param(district_id)}")
-    return where
+        conditions.append(f"district_id = {params.add(district_id)}")
+    return params, conditions
 
 
 @router.get("/data-warnings", name="data-warnings-list", response_model=Page[DataWarning])
@@ -68,19 +50,19 @@ async def list_warnings(
     ] = None,
 ) -> Page[DataWarning]:
     """Data warnings of the districts the key may see, oldest first (in id order)."""
-    where = _visible(principal, district_id)
+    params, conditions = _visible(principal, district_id)
     if entity is not None:
-        where.add(f"entity = {where.param(entity)}")
+        conditions.append(f"entity = {params.add(entity)}")
     if code is not None:
-        where.add(f"code = {where.param(code)}")
+        conditions.append(f"code = {params.add(code)}")
     if resolved is not None:
-        where.add(f"(resolved_at IS NOT NULL) = {where.param(resolved)}")
+        conditions.append(f"(resolved_at IS NOT NULL) = {params.add(resolved)}")
     if page.after is not None:
-        where.add(f"id > {where.param(_warning_position(page.after))}")
+        conditions.append(f"id > {params.add(_warning_position(page.after))}")
     records = await connection.fetch(
-        f"SELECT {_COLUMNS} FROM data_warnings {where.sql()}"
-        f" ORDER BY id LIMIT {where.param(page.limit + 1)}",
-        *where.params,
+        f"SELECT {_COLUMNS} FROM data_warnings {where(conditions)}"
+        f" ORDER BY id LIMIT {params.add(page.limit + 1)}",
+        *params.values,
     )
     shown = [DataWarning.model_validate(dict(record)) for record in records[: page.limit]]
     cursor = encode_cursor(str(shown[-1].id)) if len(records) > page.limit else None
@@ -93,12 +75,12 @@ async def summarize_warnings(
 ) -> WarningSummary:
     """How many warnings of each code are open and how many were resolved, over the
     districts the key may see."""
-    where = _visible(principal, district_id)
+    params, conditions = _visible(principal, district_id)
     records: list[asyncpg.Record] = await connection.fetch(
         "SELECT code, count(*) FILTER (WHERE resolved_at IS NULL) AS open,"
         " count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved"
-        f" FROM data_warnings {where.sql()} GROUP BY code ORDER BY code",
-        *where.params,
+        f" FROM data_warnings {where(conditions)} GROUP BY code ORDER BY code",
+        *params.values,
     )
     return WarningSummary(data=[WarningCount.model_validate(dict(r)) for r in records])
 
@@ -106,9 +88,5 @@ async def summarize_warnings(
 def _warning_position(key: str) -> int:
     """The warning id a cursor points after."""
     if not (key.isascii() and key.isdigit() and len(key) <= 19):
-        raise ProblemError(
-            422,
-            "`cursor` is not a cursor this API returned; pass `next_cursor` back unchanged.",
-            title="Invalid cursor",
-        )
+        raise invalid_cursor()
     return int(key)
