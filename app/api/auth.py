@@ -109,10 +109,10 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> Principal:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
+async def authenticate(request: Request, credentials: BearerCredentials) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     pool: asyncpg.Pool = request.state.reads
@@ -128,15 +128,21 @@ async def authenticate(
     return Principal(grant)
 
 
+def check_scope(request: Request, principal: Principal, scope: Scope) -> None:
+    """403 unless the key holds `scope`; then 422 for query parameters the endpoint does not
+    take (only once the caller is known, so a request without a valid key is always 401)."""
+    if not principal.allows(scope):
+        raise ProblemError(403, f"This endpoint needs an API key with the `{scope}` scope.")
+    reject_unknown_query_parameters(request)
+
+
 def require(scope: Scope) -> Callable[[Request, Principal], Awaitable[Principal]]:
     """A dependency admitting keys that hold `scope` (or `admin`)."""
 
     async def dependency(
         request: Request, principal: Annotated[Principal, Depends(authenticate)]
     ) -> Principal:
-        if not principal.allows(scope):
-            raise ProblemError(403, f"This endpoint needs an API key with the `{scope}` scope.")
-        reject_unknown_query_parameters(request)
+        check_scope(request, principal, scope)
         return principal
 
     return dependency

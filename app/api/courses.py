@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
-    ConnectionDep,
     CourseId,
     DistrictFilter,
     IncludeInactive,
+    ReaderDep,
     listing_of,
     not_found,
     scope_of,
@@ -30,27 +30,25 @@ NOT_FOUND = not_found_responses("course")
 
 @router.get("/courses", name="courses-list", response_model=Page[Course])
 async def list_courses(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
     district_id: DistrictFilter = None,
 ) -> JSONText:
     """Courses the key may see, in id order."""
-    listing = listing_of(principal, page, filters, district_id=district_id)
-    return page_response(await list_records(connection, COURSES, listing), page.limit)
+    listing = listing_of(reader.principal, page, filters, district_id=district_id)
+    return page_response(await list_records(reader.connection, COURSES, listing), page.limit)
 
 
 @router.get("/courses/{course_id}", name="courses-get", response_model=Course, responses=NOT_FOUND)
 async def get_course(
     course_id: CourseId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One course."""
-    scope = scope_of(principal, include_inactive=include_inactive)
-    body = await get_record(connection, COURSES, course_id, scope)
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await get_record(reader.connection, COURSES, course_id, scope)
     if body is None:
         raise not_found("course", course_id)
     return object_response(body)
@@ -64,14 +62,13 @@ async def get_course(
 )
 async def list_course_sections(
     course_id: CourseId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
 ) -> JSONText:
     """The course's sections, in id order."""
-    listing = listing_of(principal, page, filters)
-    rows = await list_sections_of(connection, COURSES, course_id, listing)
+    listing = listing_of(reader.principal, page, filters)
+    rows = await list_sections_of(reader.connection, COURSES, course_id, listing)
     if rows is None:
         raise not_found("course", course_id)
     return page_response(rows, page.limit)

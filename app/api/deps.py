@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Path, Query, Request
 
-from app.api.auth import Principal
+from app.api.auth import BearerCredentials, Principal, authenticate, check_scope
+from app.api.keys import Scope as KeyScope
 from app.api.pagination import ListFilters, PageParams
 from app.api.problems import ProblemError
 from app.mirror.queries.collections import Listing, Scope
@@ -17,14 +19,28 @@ from app.mirror.queries.collections import Listing, Scope
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
-async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """One pooled connection for the request (reads run as single statements)."""
+@dataclass(frozen=True)
+class Reader:
+    """The caller of a read endpoint and a pooled connection to answer it with."""
+
+    principal: Principal
+    connection: asyncpg.Connection
+
+
+async def get_reader(request: Request, credentials: BearerCredentials) -> AsyncIterator[Reader]:
+    """A key with `roster:read` and one connection (reads run as single statements).
+
+    One dependency rather than a chain (key, scope, connection): resolving dependencies is
+    a large share of a read's Python time.
+    """
+    principal = await authenticate(request, credentials)
+    check_scope(request, principal, KeyScope.READ)
     pool: asyncpg.Pool = request.state.reads
     async with pool.acquire() as connection:
-        yield connection
+        yield Reader(principal, connection)
 
 
-ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection)]
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
 DistrictId = Annotated[str, Path(pattern=ID_PATTERN, description="A district's Clever id.")]

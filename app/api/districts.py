@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.auth import AUTH_RESPONSES, ReadAccess
-from app.api.deps import ConnectionDep, DistrictId, IncludeInactive, listing_of, not_found, scope_of
+from app.api.auth import AUTH_RESPONSES
+from app.api.deps import DistrictId, IncludeInactive, ReaderDep, listing_of, not_found, scope_of
 from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import District, Page
@@ -15,11 +15,11 @@ router = APIRouter(prefix="/v1", tags=["districts"], responses=AUTH_RESPONSES)
 
 
 @router.get("/districts", name="districts-list", response_model=Page[District])
-async def list_districts(
-    principal: ReadAccess, connection: ConnectionDep, page: PageDep, filters: FiltersDep
-) -> JSONText:
+async def list_districts(reader: ReaderDep, page: PageDep, filters: FiltersDep) -> JSONText:
     """Districts mirrored from Clever that the key may see, in id order."""
-    rows = await list_records(connection, DISTRICTS, listing_of(principal, page, filters))
+    rows = await list_records(
+        reader.connection, DISTRICTS, listing_of(reader.principal, page, filters)
+    )
     return page_response(rows, page.limit)
 
 
@@ -31,13 +31,12 @@ async def list_districts(
 )
 async def get_district(
     district_id: DistrictId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One district."""
-    scope = scope_of(principal, include_inactive=include_inactive)
-    body = await get_record(connection, DISTRICTS, district_id, scope)
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await get_record(reader.connection, DISTRICTS, district_id, scope)
     if body is None:
         raise not_found("district", district_id)
     return object_response(body)

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
-    ConnectionDep,
     DistrictFilter,
     IncludeInactive,
+    ReaderDep,
     SchoolId,
     listing_of,
     not_found,
@@ -34,27 +34,25 @@ NOT_FOUND = not_found_responses("school")
 
 @router.get("/schools", name="schools-list", response_model=Page[School])
 async def list_schools(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
     district_id: DistrictFilter = None,
 ) -> JSONText:
     """Schools the key may see, in id order."""
-    listing = listing_of(principal, page, filters, district_id=district_id)
-    return page_response(await list_records(connection, SCHOOLS, listing), page.limit)
+    listing = listing_of(reader.principal, page, filters, district_id=district_id)
+    return page_response(await list_records(reader.connection, SCHOOLS, listing), page.limit)
 
 
 @router.get("/schools/{school_id}", name="schools-get", response_model=School, responses=NOT_FOUND)
 async def get_school(
     school_id: SchoolId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One school."""
-    scope = scope_of(principal, include_inactive=include_inactive)
-    body = await get_record(connection, SCHOOLS, school_id, scope)
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await get_record(reader.connection, SCHOOLS, school_id, scope)
     if body is None:
         raise not_found("school", school_id)
     return object_response(body)
@@ -68,8 +66,7 @@ async def get_school(
 )
 async def list_school_sections(
     school_id: SchoolId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
     term_id: Annotated[
@@ -77,8 +74,8 @@ async def list_school_sections(
     ] = None,
 ) -> JSONText:
     """The school's sections, in id order."""
-    listing = listing_of(principal, page, filters)
-    rows = await list_sections_of(connection, SCHOOLS, school_id, listing, term_id=term_id)
+    listing = listing_of(reader.principal, page, filters)
+    rows = await list_sections_of(reader.connection, SCHOOLS, school_id, listing, term_id=term_id)
     if rows is None:
         raise not_found("school", school_id)
     return page_response(rows, page.limit)
@@ -92,8 +89,7 @@ async def list_school_sections(
 )
 async def list_school_users(
     school_id: SchoolId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     role: Annotated[UserRole | None, Query(description="Only users with this role.")] = None,
     primary: Annotated[
@@ -108,9 +104,9 @@ async def list_school_users(
     """Users of the school, in id order: those Clever links to it, and those in its sections
     whose primary school is elsewhere (`primary: false`)."""
     owned = await roster.school_users(
-        connection,
+        reader.connection,
         school_id,
-        scope_of(principal, include_inactive=include_inactive),
+        scope_of(reader.principal, include_inactive=include_inactive),
         role=role,
         primary=primary,
         limit=page.limit,

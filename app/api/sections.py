@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
-    ConnectionDep,
     DistrictFilter,
     IncludeInactive,
+    ReaderDep,
     SectionId,
     listing_of,
     not_found,
@@ -28,8 +28,7 @@ router = APIRouter(prefix="/v1", tags=["sections"], responses=AUTH_RESPONSES)
 
 @router.get("/sections", name="sections-list", response_model=Page[Section])
 async def list_sections(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
     district_id: DistrictFilter = None,
@@ -44,11 +43,11 @@ async def list_sections(
     ] = None,
 ) -> JSONText:
     """Sections the key may see, in id order."""
-    listing = listing_of(principal, page, filters, district_id=district_id)
+    listing = listing_of(reader.principal, page, filters, district_id=district_id)
     for column, value in (("school_id", school_id), ("term_id", term_id), ("course_id", course_id)):
         if value is not None:
             listing.conditions.append(f"s.{column} = {listing.params.add(value)}")
-    return page_response(await list_records(connection, SECTIONS, listing), page.limit)
+    return page_response(await list_records(reader.connection, SECTIONS, listing), page.limit)
 
 
 @router.get(
@@ -59,15 +58,14 @@ async def list_sections(
 )
 async def get_section(
     section_id: SectionId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One section with its school, course and term, its teachers (primary first, then
     co-teachers in Clever's order) and its students (by name). With `include_inactive`,
     former teachers and students are listed too."""
-    scope = scope_of(principal, include_inactive=include_inactive)
-    body = await roster.section_detail(connection, section_id, scope)
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await roster.section_detail(reader.connection, section_id, scope)
     if body is None:
         raise not_found("section", section_id)
     return object_response(body)

@@ -11,7 +11,7 @@ from arq.connections import ArqRedis
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess, SyncAccess
-from app.api.deps import ConnectionDep, DistrictFilter, not_found
+from app.api.deps import DistrictFilter, ReaderDep, not_found
 from app.api.pagination import PageDep, encode_cursor, invalid_cursor
 from app.api.problems import Problem, ProblemError, not_found_responses
 from app.api.schemas import Page
@@ -135,16 +135,15 @@ async def create_sync(
 
 @router.get("/sync/runs", name="sync-runs-list", response_model=Page[SyncRun])
 async def list_runs(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     district_id: DistrictFilter = None,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
 ) -> Page[SyncRun]:
     """Sync runs of the districts the key may see, newest first."""
     params, conditions = Params(), []
-    if principal.district_ids is not None:
-        conditions.append(f"district_id = ANY({params.add(principal.district_ids)}::text[])")
+    if reader.principal.district_ids is not None:
+        conditions.append(f"district_id = ANY({params.add(reader.principal.district_ids)}::text[])")
     if district_id is not None:
         conditions.append(f"district_id = {params.add(district_id)}")
     if status is not None:
@@ -152,7 +151,7 @@ async def list_runs(
     if page.after is not None:
         created_at, run_id = _run_position(page.after)
         conditions.append(f"(created_at, id) < ({params.add(created_at)}, {params.add(run_id)})")
-    records = await connection.fetch(
+    records = await reader.connection.fetch(
         f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs {where(conditions)}"
         f" ORDER BY created_at DESC, id DESC LIMIT {params.add(page.limit + 1)}",
         *params.values,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
-    ConnectionDep,
     DistrictFilter,
     IncludeInactive,
+    ReaderDep,
     TermId,
     listing_of,
     not_found,
@@ -30,27 +30,25 @@ NOT_FOUND = not_found_responses("term")
 
 @router.get("/terms", name="terms-list", response_model=Page[Term])
 async def list_terms(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
     district_id: DistrictFilter = None,
 ) -> JSONText:
     """Terms the key may see, in id order."""
-    listing = listing_of(principal, page, filters, district_id=district_id)
-    return page_response(await list_records(connection, TERMS, listing), page.limit)
+    listing = listing_of(reader.principal, page, filters, district_id=district_id)
+    return page_response(await list_records(reader.connection, TERMS, listing), page.limit)
 
 
 @router.get("/terms/{term_id}", name="terms-get", response_model=Term, responses=NOT_FOUND)
 async def get_term(
     term_id: TermId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One term."""
-    scope = scope_of(principal, include_inactive=include_inactive)
-    body = await get_record(connection, TERMS, term_id, scope)
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await get_record(reader.connection, TERMS, term_id, scope)
     if body is None:
         raise not_found("term", term_id)
     return object_response(body)
@@ -64,14 +62,15 @@ async def get_term(
 )
 async def list_term_sections(
     term_id: TermId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
 ) -> JSONText:
     """The term's sections, in id order. A deactivated term's sections stay active, so the
     term is found here even when it is inactive."""
-    rows = await list_sections_of(connection, TERMS, term_id, listing_of(principal, page, filters))
+    rows = await list_sections_of(
+        reader.connection, TERMS, term_id, listing_of(reader.principal, page, filters)
+    )
     if rows is None:
         raise not_found("term", term_id)
     return page_response(rows, page.limit)

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.auth import AUTH_RESPONSES, ReadAccess
+from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
-    ConnectionDep,
     DistrictFilter,
     IncludeInactive,
+    ReaderDep,
     UserId,
     listing_of,
     not_found,
@@ -35,8 +35,7 @@ SectionRoleFilter = Annotated[
 
 @router.get("/users", name="users-list", response_model=Page[User])
 async def list_users(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
     district_id: DistrictFilter = None,
@@ -56,7 +55,7 @@ async def list_users(
     ] = None,
 ) -> JSONText:
     """Users the key may see, in id order."""
-    listing = listing_of(principal, page, filters, district_id=district_id)
+    listing = listing_of(reader.principal, page, filters, district_id=district_id)
     params = listing.params
     if role is not None:
         listing.conditions.append(f"u.roles @> ARRAY[{params.add(role)}::text]")
@@ -74,19 +73,18 @@ async def list_users(
             "concat_ws(' ', u.name_first, u.name_middle, u.name_last, u.preferred_first_name,"
             f" u.email) ILIKE {params.add(like_pattern(q))}"
         )
-    return page_response(await list_records(connection, USERS, listing), page.limit)
+    return page_response(await list_records(reader.connection, USERS, listing), page.limit)
 
 
 @router.get("/users/{user_id}", name="users-get", response_model=User, responses=NOT_FOUND)
 async def get_user(
     user_id: UserId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One user of any role."""
-    scope = scope_of(principal, include_inactive=include_inactive)
-    body = await get_record(connection, USERS, user_id, scope)
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await get_record(reader.connection, USERS, user_id, scope)
     if body is None:
         raise not_found("user", user_id)
     return object_response(body)
@@ -100,8 +98,7 @@ async def get_user(
 )
 async def list_user_sections(
     user_id: UserId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     role: SectionRoleFilter = None,
     term_id: Annotated[
@@ -115,9 +112,9 @@ async def list_user_sections(
     """Every section the user studies or teaches in, in any school, with its school, course
     and term embedded and the user's role in it; in section id order."""
     owned = await roster.user_sections(
-        connection,
+        reader.connection,
         user_id,
-        scope_of(principal, include_inactive=include_inactive),
+        scope_of(reader.principal, include_inactive=include_inactive),
         role=role,
         term_id=term_id,
         limit=page.limit,
@@ -136,8 +133,7 @@ async def list_user_sections(
 )
 async def list_user_sections_by_term(
     user_id: UserId,
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     role: SectionRoleFilter = None,
     include_inactive: Annotated[
         bool,
@@ -148,7 +144,10 @@ async def list_user_sections_by_term(
     after dated ones), then one bucket with `"term": null` for sections without a (shared)
     term. The bucket whose dates contain today has `"current": true`. Not paginated."""
     body = await roster.user_sections_by_term(
-        connection, user_id, scope_of(principal, include_inactive=include_inactive), role=role
+        reader.connection,
+        user_id,
+        scope_of(reader.principal, include_inactive=include_inactive),
+        role=role,
     )
     if body is None:
         raise not_found("user", user_id)
@@ -161,14 +160,12 @@ async def list_user_sections_by_term(
     response_model=Page[LinkedUser],
     responses=NOT_FOUND,
 )
-async def list_teacher_students(
-    user_id: UserId, principal: ReadAccess, connection: ConnectionDep, page: PageDep
-) -> JSONText:
+async def list_teacher_students(user_id: UserId, reader: ReaderDep, page: PageDep) -> JSONText:
     """Distinct students of every active section the user teaches, as primary teacher or
     co-teacher, each with the ids of the sections that link them; in student id order.
     A teacher without sections gets an empty list."""
     owned = await roster.teacher_students(
-        connection, user_id, scope_of(principal), limit=page.limit, after=page.after
+        reader.connection, user_id, scope_of(reader.principal), limit=page.limit, after=page.after
     )
     if owned is None:
         raise not_found("user", user_id)
@@ -181,13 +178,11 @@ async def list_teacher_students(
     response_model=Page[LinkedUser],
     responses=NOT_FOUND,
 )
-async def list_student_teachers(
-    user_id: UserId, principal: ReadAccess, connection: ConnectionDep, page: PageDep
-) -> JSONText:
+async def list_student_teachers(user_id: UserId, reader: ReaderDep, page: PageDep) -> JSONText:
     """Distinct teachers (primary and co-teachers) of the student's active sections, each
     with the ids of the sections that link them; in teacher id order."""
     owned = await roster.student_teachers(
-        connection, user_id, scope_of(principal), limit=page.limit, after=page.after
+        reader.connection, user_id, scope_of(reader.principal), limit=page.limit, after=page.after
     )
     if owned is None:
         raise not_found("user", user_id)
@@ -200,13 +195,11 @@ async def list_student_teachers(
     response_model=Page[Contact],
     responses=NOT_FOUND,
 )
-async def list_student_contacts(
-    user_id: UserId, principal: ReadAccess, connection: ConnectionDep, page: PageDep
-) -> JSONText:
+async def list_student_contacts(user_id: UserId, reader: ReaderDep, page: PageDep) -> JSONText:
     """The student's contacts (guardians, emergency contacts...) with their relationship to
     the student; in contact id order."""
     owned = await roster.student_contacts(
-        connection, user_id, scope_of(principal), limit=page.limit, after=page.after
+        reader.connection, user_id, scope_of(reader.principal), limit=page.limit, after=page.after
     )
     if owned is None:
         raise not_found("user", user_id)

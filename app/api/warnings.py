@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 import asyncpg
 from fastapi import APIRouter, Query
 
-from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess
-from app.api.deps import ConnectionDep, DistrictFilter
+from app.api.auth import AUTH_RESPONSES, Principal
+from app.api.deps import DistrictFilter, ReaderDep
 from app.api.pagination import PageDep, encode_cursor, invalid_cursor
 from app.api.schemas import Page
 from app.api.sync_schemas import DataWarning, WarningCount, WarningSummary
@@ -36,8 +36,7 @@ def _visible(principal: Principal, district_id: str | None) -> tuple[Params, lis
 
 @router.get("/data-warnings", name="data-warnings-list", response_model=Page[DataWarning])
 async def list_warnings(
-    principal: ReadAccess,
-    connection: ConnectionDep,
+    reader: ReaderDep,
     page: PageDep,
     district_id: DistrictFilter = None,
     entity: Annotated[Entity | None, Query(description="Only warnings about this kind.")] = None,
@@ -50,7 +49,7 @@ async def list_warnings(
     ] = None,
 ) -> Page[DataWarning]:
     """Data warnings of the districts the key may see, oldest first (in id order)."""
-    params, conditions = _visible(principal, district_id)
+    params, conditions = _visible(reader.principal, district_id)
     if entity is not None:
         conditions.append(f"entity = {params.add(entity)}")
     if code is not None:
@@ -59,7 +58,7 @@ async def list_warnings(
         conditions.append(f"(resolved_at IS NOT NULL) = {params.add(resolved)}")
     if page.after is not None:
         conditions.append(f"id > {params.add(_warning_position(page.after))}")
-    records = await connection.fetch(
+    records = await reader.connection.fetch(
         f"SELECT {_COLUMNS} FROM data_warnings {where(conditions)}"
         f" ORDER BY id LIMIT {params.add(page.limit + 1)}",
         *params.values,
@@ -71,12 +70,12 @@ async def list_warnings(
 
 @router.get("/data-warnings/summary", name="data-warnings-summary", response_model=WarningSummary)
 async def summarize_warnings(
-    principal: ReadAccess, connection: ConnectionDep, district_id: DistrictFilter = None
+    reader: ReaderDep, district_id: DistrictFilter = None
 ) -> WarningSummary:
     """How many warnings of each code are open and how many were resolved, over the
     districts the key may see."""
-    params, conditions = _visible(principal, district_id)
-    records: list[asyncpg.Record] = await connection.fetch(
+    params, conditions = _visible(reader.principal, district_id)
+    records: list[asyncpg.Record] = await reader.connection.fetch(
         "SELECT code, count(*) FILTER (WHERE resolved_at IS NULL) AS open,"
         " count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved"
         f" FROM data_warnings {where(conditions)} GROUP BY code ORDER BY code",

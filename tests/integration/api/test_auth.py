@@ -18,6 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from app.api.deps import get_reader
 from app.api.keys import Scope, create_key
 from tests.integration.api.conftest import Keys, Mirrored
 from tests.integration.api.reads_support import api_routes, assert_problem, bearer, get_json
@@ -40,9 +41,11 @@ def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
 
 
 def required_scope(route: APIRoute) -> Scope | None:
-    """The scope the route's `require(...)` dependency admits, if it has one."""
+    """The scope the route's `require(...)` or `get_reader` dependency admits, if any."""
     for dependency in _dependencies(route.dependant):
         call = dependency.call
+        if call is get_reader:
+            return Scope.READ
         if call is not None and getattr(call, "__qualname__", "").startswith("require."):
             scope = inspect.getclosurevars(call).nonlocals["scope"]
             assert isinstance(scope, Scope)
