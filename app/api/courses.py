@@ -10,16 +10,15 @@ from app.api.deps import (
     DistrictFilter,
     IncludeInactive,
     ReaderDep,
+    get_or_404,
     listing_of,
     not_found,
-    scope_of,
 )
-from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.pagination import FiltersDep, JSONText, PageDep, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import Course, Page, Section
 from app.mirror.queries.collections import (
     COURSES,
-    get_record,
     list_records,
     list_sections_of,
 )
@@ -47,11 +46,9 @@ async def get_course(
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One course."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
-    body = await get_record(reader.connection, COURSES, course_id, scope)
-    if body is None:
-        raise not_found("course", course_id)
-    return object_response(body)
+    return await get_or_404(
+        reader, COURSES, course_id, what="course", include_inactive=include_inactive
+    )
 
 
 @router.get(

@@ -11,9 +11,9 @@ from fastapi import Depends, Path, Query, Request
 
 from app.api.auth import BearerCredentials, Principal, authenticate, check_scope
 from app.api.keys import Scope as KeyScope
-from app.api.pagination import ListFilters, PageParams
+from app.api.pagination import JSONText, ListFilters, PageParams, object_response
 from app.api.problems import ProblemError
-from app.mirror.queries.collections import Listing, Scope
+from app.mirror.queries.collections import Kind, Listing, Scope, get_record
 
 # Clever ids are 24 hex characters; anything outside this is refused (422) before a query.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -78,6 +78,17 @@ def listing_of(
         updated_since=filters.updated_since,
         district_id=district_id,
     )
+
+
+async def get_or_404(
+    reader: Reader, kind: Kind, record_id: str, *, what: str, include_inactive: bool
+) -> JSONText:
+    """One record of `kind` as JSON, or 404 when it does not exist or the key may not see it."""
+    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    body = await get_record(reader.connection, kind, record_id, scope)
+    if body is None:
+        raise not_found(what, record_id)
+    return object_response(body)
 
 
 def not_found(what: str, record_id: str) -> ProblemError:

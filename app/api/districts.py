@@ -5,11 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.auth import AUTH_RESPONSES
-from app.api.deps import DistrictId, IncludeInactive, ReaderDep, listing_of, not_found, scope_of
-from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.deps import (
+    DistrictId,
+    IncludeInactive,
+    ReaderDep,
+    get_or_404,
+    listing_of,
+)
+from app.api.pagination import FiltersDep, JSONText, PageDep, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import District, Page
-from app.mirror.queries.collections import DISTRICTS, get_record, list_records
+from app.mirror.queries.collections import DISTRICTS, list_records
 
 router = APIRouter(prefix="/v1", tags=["districts"], responses=AUTH_RESPONSES)
 
@@ -35,8 +41,6 @@ async def get_district(
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One district."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
-    body = await get_record(reader.connection, DISTRICTS, district_id, scope)
-    if body is None:
-        raise not_found("district", district_id)
-    return object_response(body)
+    return await get_or_404(
+        reader, DISTRICTS, district_id, what="district", include_inactive=include_inactive
+    )

@@ -13,17 +13,17 @@ from app.api.deps import (
     IncludeInactive,
     ReaderDep,
     SchoolId,
+    get_or_404,
     listing_of,
     not_found,
     scope_of,
 )
-from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.pagination import FiltersDep, JSONText, PageDep, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import Page, School, SchoolUser, Section, UserRole
 from app.mirror.queries import roster
 from app.mirror.queries.collections import (
     SCHOOLS,
-    get_record,
     list_records,
     list_sections_of,
 )
@@ -51,11 +51,9 @@ async def get_school(
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One school."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
-    body = await get_record(reader.connection, SCHOOLS, school_id, scope)
-    if body is None:
-        raise not_found("school", school_id)
-    return object_response(body)
+    return await get_or_404(
+        reader, SCHOOLS, school_id, what="school", include_inactive=include_inactive
+    )
 
 
 @router.get(

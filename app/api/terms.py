@@ -10,16 +10,15 @@ from app.api.deps import (
     IncludeInactive,
     ReaderDep,
     TermId,
+    get_or_404,
     listing_of,
     not_found,
-    scope_of,
 )
-from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.pagination import FiltersDep, JSONText, PageDep, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import Page, Section, Term
 from app.mirror.queries.collections import (
     TERMS,
-    get_record,
     list_records,
     list_sections_of,
 )
@@ -47,11 +46,7 @@ async def get_term(
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One term."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
-    body = await get_record(reader.connection, TERMS, term_id, scope)
-    if body is None:
-        raise not_found("term", term_id)
-    return object_response(body)
+    return await get_or_404(reader, TERMS, term_id, what="term", include_inactive=include_inactive)
 
 
 @router.get(

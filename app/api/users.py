@@ -14,6 +14,7 @@ from app.api.deps import (
     IncludeInactive,
     ReaderDep,
     UserId,
+    get_or_404,
     listing_of,
     not_found,
     scope_of,
@@ -22,7 +23,7 @@ from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, p
 from app.api.problems import not_found_responses
 from app.api.schemas import Contact, LinkedUser, Page, TermBuckets, User, UserRole, UserSection
 from app.mirror.queries import roster
-from app.mirror.queries.collections import USERS, get_record, list_records
+from app.mirror.queries.collections import USERS, list_records
 from app.mirror.queries.sql import like_pattern
 
 router = APIRouter(prefix="/v1", tags=["users"], responses=AUTH_RESPONSES)
@@ -83,11 +84,7 @@ async def get_user(
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One user of any role."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
-    body = await get_record(reader.connection, USERS, user_id, scope)
-    if body is None:
-        raise not_found("user", user_id)
-    return object_response(body)
+    return await get_or_404(reader, USERS, user_id, what="user", include_inactive=include_inactive)
 
 
 @router.get(
