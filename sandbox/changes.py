@@ -3,6 +3,8 @@
 A change set is `{"changes": [change, ...]}`, applied in order; each change is one of
 
     {"op": "create", "collection": "users", "role": "student", "record": {...}}
+    {"op": "create_with_id", "collection": "users", "role": "student", "id": ID,
+     "record": {...}}                                   an id the district did not mint
     {"op": "update", "id": ID, "set": {...}}            nested objects merge
     {"op": "delete", "id": ID}
     {"op": "move_student", "student": ID, "school": ID}
@@ -52,6 +54,14 @@ def apply_change(district: SandboxDistrict, change: Mapping[str, Any]) -> Any:
         role = change.get("role")
         return district.create(
             _text(change, "collection"),
+            _mapping(change, "record"),
+            role=role if isinstance(role, str) else None,
+        )
+    if op == "create_with_id":
+        role = change.get("role")
+        return district.create_with_id(
+            _text(change, "collection"),
+            _text(change, "id"),
             _mapping(change, "record"),
             role=role if isinstance(role, str) else None,
         )

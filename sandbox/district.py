@@ -125,6 +125,34 @@ class _Created:
         return record if v31 else strip_v31(record)
 
 
+class _Foreign:
+    """Records of one collection code served under ids this district did not mint."""
+
+    def __init__(self, district: SandboxDistrict, ids: list[str]) -> None:
+        self._district = district
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def id_at(self, position: int) -> str:
+        return self._ids[position]
+
+    def count_through(self, cursor: str) -> int:
+        return ids_through(self, cursor)
+
+    def count_before(self, cursor: str) -> int:
+        return ids_before(self, cursor)
+
+    def live(self, position: int) -> bool:
+        return self._district.is_live(self._ids[position])
+
+    def record(self, position: int, v31: bool) -> Record:
+        record = self._district.overlay_record(self._ids[position])
+        assert record is not None
+        return record if v31 else strip_v31(record)
+
+
 class _Events:
     """The retained events, optionally only some record types."""
 
@@ -194,6 +222,9 @@ class SandboxDistrict:
 
         self._records: dict[str, Record] = {}
         self._created: dict[Code, list[str]] = {code: [] for code in Code}
+        # Ids of other districts served here (`create_with_id`), ascending per code.
+        self._foreign: dict[Code, list[str]] = {}
+        self._foreign_codes: dict[str, Code] = {}
         self._deleted_bits: dict[Code, bytearray] = {}
         self._deleted_created: set[str] = set()
         self._live_counts: dict[Code, int] = dict(self.generator.counts)
@@ -228,6 +259,8 @@ class SandboxDistrict:
 
     def is_live(self, record_id: str) -> bool:
         """Whether `/v3.x/{collection}/{id}` would serve this id."""
+        if record_id in self._foreign_codes:
+            return record_id not in self._deleted_created
         decoded = self.codec.decode(record_id)
         if decoded is None or decoded.code not in COLLECTION_OF_CODE or decoded.code == Code.EVENT:
             return False
@@ -259,6 +292,9 @@ class SandboxDistrict:
         """`(collection, record)` for a served id, or None (a 404)."""
         if not self.is_live(record_id):
             return None
+        if (foreign_code := self._foreign_codes.get(record_id)) is not None:
+            record = self._records[record_id]
+            return COLLECTION_OF_CODE[foreign_code], record if v31 else strip_v31(record)
         decoded = self.codec.decode(record_id)
         assert decoded is not None
         code = Code(decoded.code)
@@ -274,7 +310,14 @@ class SandboxDistrict:
             codes = (CODE_OF_ROLE[role],)
         generated: list[Any] = [_Generated(self, code) for code in codes]
         created: list[Any] = [_Created(self, code) for code in codes if self._created[code]]
-        return generated + created
+        foreign: list[Any] = [_Foreign(self, self._foreign[c]) for c in codes if c in self._foreign]
+        if not foreign:
+            return generated + created
+        # Another district's ids sort before or after all of this one's (their prefixes
+        # differ), so segments ordered by first id still ascend from one to the next.
+        return sorted(
+            generated + created + foreign, key=lambda seg: seg.id_at(0) if len(seg) else ""
+        )
 
     def page(
         self,
@@ -442,6 +485,38 @@ class SandboxDistrict:
         self.events.snapshot(f"{collection}.created", new)
         return record_id
 
+    def create_with_id(
+        self,
+        collection: str,
+        record_id: str,
+        record: Mapping[str, Any] | None = None,
+        *,
+        role: str | None = None,
+    ) -> str:
+        """Serve a record under an id this district did not mint, such as another
+        district's: what a misconfigured (or hostile) SIS can send. Updates and deletes of
+        it work like those of any created record."""
+        code = self._code_for(collection, role)
+        if self.codec.decode(record_id) is not None or record_id in self._foreign_codes:
+            raise ChangeError(f"{record_id} is already an id of district {self.id}")
+        now = self.events.clock.now()
+        new = deep_merge(self._template(code, self._next_created), record or {})
+        self._next_created += 1
+        new["id"] = record_id
+        new["district"] = self.id
+        if "created" in new:
+            new["created"] = now
+        if "last_modified" in new:
+            new["last_modified"] = now
+        ids = self._foreign.setdefault(code, [])
+        ids.append(record_id)
+        ids.sort()
+        self._foreign_codes[record_id] = code
+        self._store(record_id, new)
+        self._live_counts[code] += 1
+        self.events.snapshot(f"{collection}.created", new)
+        return record_id
+
     def update(self, record_id: str, changes: Mapping[str, Any]) -> Record:
         """Merge `changes` into a record (nested dicts merge); returns the new record."""
         collection, old = self._require(record_id)
@@ -464,6 +539,11 @@ class SandboxDistrict:
         self.events.snapshot(f"{collection}.deleted", old)
 
     def _mark_deleted(self, record_id: str) -> None:
+        if (foreign_code := self._foreign_codes.get(record_id)) is not None:
+            self._deleted_created.add(record_id)
+            self._live_counts[foreign_code] -= 1
+            self.version += 1
+            return
         decoded = self.codec.decode(record_id)
         assert decoded is not None
         code = Code(decoded.code)

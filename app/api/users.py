@@ -63,8 +63,9 @@ async def list_users(
     if school_id is not None:
         link_is_live = "" if filters.include_inactive else " AND us.deleted_at IS NULL"
         listing.conditions.append(
-            "EXISTS (SELECT 1 FROM user_schools us"
-            f" WHERE us.user_id = u.id AND us.school_id = {params.add(school_id)}{link_is_live})"
+            "EXISTS (SELECT 1 FROM user_schools us WHERE us.user_id = u.id"
+            f" AND us.district_id = u.district_id AND us.school_id = {params.add(school_id)}"
+            f"{link_is_live})"
         )
     if q is not None:
         # Names and emails are stored NFC-normalized; a query typed in decomposed form

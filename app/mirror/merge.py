@@ -10,6 +10,12 @@ Rules:
   write (a hash anti-join, not a probe per row); the rest are upserted, unless the live row
   has a newer `last_modified`. Deleted ids get `deleted_at`; a record that comes back is
   restored.
+* Districts never mix (SPEC M12). A staged record whose id the mirror holds for another
+  district is not stored (`foreign_id`): it cannot overwrite, move or deactivate that
+  district's record. A reference to another district's record is dropped before the merge
+  (`foreign_reference` on the record that lists it): a link is not stored, a reference
+  column (a section's school, term, course or teacher, a user's primary school) is left
+  empty. Every join below matches `district_id` as well as ids.
 * Links (a section's teachers and students, a user's schools, a contact's students) are
   facts of the record that lists them: for every record in the batch (or deleted by it) the
   live links become exactly the staged ones. Links to records the mirror does not have are
@@ -99,6 +105,8 @@ async def prepare(
     await staging.analyze(connection)
     for entity in ENTITY_ORDER:
         await _dedupe(connection, staging, entity)
+    await _skip_foreign_ids(connection, staging, district_id)
+    await _drop_foreign_references(connection, staging, district_id)
     if full:
         for entity in ENTITY_ORDER[1:]:
             await connection.execute(
@@ -140,6 +148,116 @@ async def _dedupe(connection: asyncpg.Connection, staging: Staging, entity: str)
         " VALUES ($1, $2, 'id', 'duplicate_record', $3)",
         [(entity, row["id"], f"listed {row['copies']} times") for row in duplicates],
     )
+
+
+# The staged links each kind of record owns: (link table, owner column).
+_OWNED_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "users": (("user_schools", "user_id"), ("contact_relationships", "contact_id")),
+    "sections": (("section_teachers", "section_id"), ("enrollments", "section_id")),
+}
+
+# Columns of a record that name another record: (entity, column, referenced table).
+_REFERENCE_COLUMNS = (
+    ("sections", "school_id", "schools"),
+    ("sections", "course_id", "courses"),
+    ("sections", "term_id", "terms"),
+    ("sections", "primary_teacher_id", "users"),
+    ("users", "primary_school_id", "schools"),
+)
+
+# Staged links that name another record:
+# (link table, owner entity, owner column, referencing column, referenced table, field).
+_REFERENCE_LINKS = (
+    ("section_teachers", "sections", "section_id", "teacher_id", "users", "teachers"),
+    ("enrollments", "sections", "section_id", "student_id", "users", "students"),
+    ("user_schools", "users", "user_id", "school_id", "schools", "schools"),
+    ("contact_relationships", "users", "contact_id", "student_id", "users",
+     "student_relationships"),
+)  # fmt: skip
+
+FOREIGN_ID_DETAIL = "this id belongs to a record of another district; not stored"
+
+
+async def _skip_foreign_ids(
+    connection: asyncpg.Connection, staging: Staging, district_id: str
+) -> None:
+    """Unstage records whose id the mirror holds for another district (`foreign_id`).
+
+    Ids are global primary keys: storing such a record would take over the other district's
+    row. Its links and other warnings go with it. Rows staged as unchanged (no `raw`) were
+    matched within this district, so only fully staged ones are checked.
+    """
+    issues = staging.table("issues")
+    for entity in ENTITY_ORDER[1:]:
+        skipped = await connection.fetchval(
+            f"""
+            WITH skipped AS (
+                DELETE FROM {staging.table(entity)} s USING {entity} t
+                WHERE t.id = s.id AND t.district_id <> $1 AND s.raw IS NOT NULL
+                RETURNING s.id
+            ), unwarned AS (
+                DELETE FROM {issues} i USING skipped
+                WHERE i.entity = '{entity}' AND i.record_id = skipped.id
+            ), warned AS (
+                INSERT INTO {issues} (entity, record_id, field, code, detail)
+                SELECT '{entity}', id, 'id', 'foreign_id', '{FOREIGN_ID_DETAIL}' FROM skipped
+                RETURNING 1
+            )
+            SELECT count(*) FROM warned
+            """,
+            district_id,
+        )
+        if not skipped:
+            continue
+        for link, owner in _OWNED_LINKS.get(entity, ()):
+            await connection.execute(
+                f"""
+                DELETE FROM {staging.table(link)} l USING {issues} i
+                WHERE i.code = 'foreign_id' AND i.entity = '{entity}' AND l.{owner} = i.record_id
+                """
+            )
+
+
+async def _drop_foreign_references(
+    connection: asyncpg.Connection, staging: Staging, district_id: str
+) -> None:
+    """Drop staged references to records of another district (`foreign_reference`).
+
+    A reference column is emptied (the record as Clever sent it stays in `raw`); a link is
+    unstaged. The warning counts what was dropped without naming the other district's ids.
+    """
+    issues = staging.table("issues")
+    for entity, column, target in _REFERENCE_COLUMNS:
+        await connection.execute(
+            f"""
+            WITH dropped AS (
+                UPDATE {staging.table(entity)} s SET {column} = NULL
+                FROM {target} t
+                WHERE t.id = s.{column} AND t.district_id <> $1 AND s.raw IS NOT NULL
+                RETURNING s.id
+            )
+            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            SELECT '{entity}', id, '{column}', 'foreign_reference',
+                   'refers to a record of another district; not stored'
+            FROM dropped
+            """,
+            district_id,
+        )
+    for link, owner_entity, owner, ref, target, field_name in _REFERENCE_LINKS:
+        await connection.execute(
+            f"""
+            WITH dropped AS (
+                DELETE FROM {staging.table(link)} l USING {target} t
+                WHERE t.id = l.{ref} AND t.district_id <> $1
+                RETURNING l.{owner} AS owner
+            )
+            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            SELECT '{owner_entity}', owner, '{field_name}', 'foreign_reference',
+                   count(*) || ' link(s) to records of another district not stored'
+            FROM dropped GROUP BY owner
+            """,
+            district_id,
+        )
 
 
 async def deactivations(
@@ -283,8 +401,8 @@ async def _refresh_section_display_names(connection: asyncpg.Connection, distric
                     NULLIF(concat_ws(' ', u.name_first, u.name_last), '')),
                 'Section ' || s.id) AS display_name
             FROM sections s
-            LEFT JOIN courses c ON c.id = s.course_id
-            LEFT JOIN users u ON u.id = s.primary_teacher_id
+            LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = s.district_id
+            LEFT JOIN users u ON u.id = s.primary_teacher_id AND u.district_id = s.district_id
             WHERE s.district_id = $1
         ) g
         WHERE t.id = g.id AND t.display_name IS DISTINCT FROM g.display_name
@@ -357,9 +475,11 @@ async def _stage_reference_warnings(
             SELECT 'sections', s.id, '{column}', '{code}', s.{column}
             FROM {staging.table("sections")} s
             WHERE s.{column} IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM {target} t WHERE t.id = s.{column} AND t.deleted_at IS NULL
+                SELECT 1 FROM {target} t
+                WHERE t.id = s.{column} AND t.district_id = $1 AND t.deleted_at IS NULL
             )
-            """
+            """,
+            district_id,
         )
     for link, owner_entity, owner, ref, field_name, code in (
         ("section_teachers", "sections", "section_id", "teacher_id", "teachers", "unknown_teacher"),
@@ -383,10 +503,12 @@ async def _stage_reference_warnings(
                    || array_to_string((array_agg(l.{ref} ORDER BY l.{ref}))[1:{DETAIL_IDS}], ', ')
             FROM {staging.table(link)} l
             WHERE NOT EXISTS (
-                SELECT 1 FROM {target} t WHERE t.id = l.{ref} AND t.deleted_at IS NULL
+                SELECT 1 FROM {target} t
+                WHERE t.id = l.{ref} AND t.district_id = $1 AND t.deleted_at IS NULL
             )
             GROUP BY l.{owner}
-            """
+            """,
+            district_id,
         )
     if full:
         await connection.execute(
@@ -442,7 +564,8 @@ async def _merge_links(
     staged = staging.table(spec.table)
     owner_column = spec.keys[0]
     known = " AND ".join(
-        f"EXISTS (SELECT 1 FROM {target} r WHERE r.id = s.{column} AND r.deleted_at IS NULL)"
+        f"EXISTS (SELECT 1 FROM {target} r WHERE r.id = s.{column}"
+        " AND r.district_id = $1 AND r.deleted_at IS NULL)"
         for column, target in spec.references
     )
     same_keys = " AND ".join(f"t.{key} = s.{key}" for key in spec.keys)
@@ -532,7 +655,10 @@ async def _merge_enrollments(
 ) -> EntityCounts:
     """Start enrollments that appeared, end the ones that vanished; never rewrite history."""
     staged = staging.table("enrollments")
-    known = "EXISTS (SELECT 1 FROM users r WHERE r.id = s.student_id AND r.deleted_at IS NULL)"
+    known = (
+        "EXISTS (SELECT 1 FROM users r WHERE r.id = s.student_id"
+        " AND r.district_id = $1 AND r.deleted_at IS NULL)"
+    )
     ended = await connection.execute(
         f"""
         UPDATE enrollments t SET ended_at = now()
@@ -611,7 +737,8 @@ async def _merge_warnings(
     )
     if full:
         covered += (
-            " OR w.record_id IS NULL OR w.code IN ('duplicate_section_name', 'duplicate_record')"
+            " OR w.record_id IS NULL"
+            " OR w.code IN ('duplicate_section_name', 'duplicate_record', 'foreign_id')"
         )
     resolved = await connection.execute(
         f"""

@@ -387,8 +387,8 @@ async def _known_digests(
     """Content hashes of the page's records the mirror holds active and complete.
 
     A record whose hash matches is skipped: not normalized, its links not restaged. Records
-    with an open `unknown_*` warning are left out so their links are checked again: what
-    they referenced may have been shared since.
+    with an open `unknown_*` or `foreign_reference` warning are left out so their links are
+    checked again: what they referenced may have been shared (or moved) since.
     """
     ids = [raw["id"] for raw in page.raw_records if isinstance(raw.get("id"), str)]
     if not ids or collection == "districts":  # one record, not worth a query
@@ -400,7 +400,8 @@ async def _known_digests(
           AND NOT EXISTS (
               SELECT 1 FROM data_warnings w
               WHERE w.district_id = $3 AND w.entity = '{collection}' AND w.record_id = t.id
-                AND w.resolved_at IS NULL AND w.code LIKE 'unknown%'
+                AND w.resolved_at IS NULL
+                AND (w.code LIKE 'unknown%' OR w.code = 'foreign_reference')
           )
         """,
         min(ids),

@@ -106,16 +106,31 @@ async def get_record(
     connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Scope
 ) -> str | None:
     """A record's JSON, or None when it does not exist or the scope may not see it."""
-    alias = kind.alias
+    found = await find_record(connection, kind, record_id, scope)
+    return found[1] if found is not None else None
+
+
+async def find_record(
+    connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Scope
+) -> tuple[str, str] | None:
+    """A record's district and JSON, or None when it does not exist or the scope may not
+    see it. The scope is part of the lookup, so a record of another district costs what a
+    missing one costs (SPEC M12)."""
+    alias, params = kind.alias, Params()
+    conditions = [f"{alias}.id = {params.add(record_id)}"]
+    if scope.district_ids is not None:
+        district = f"{alias}.{kind.district_column}"
+        conditions.append(f"{district} = ANY({params.add(scope.district_ids)}::text[])")
+    if not scope.include_inactive:
+        conditions.append(f"{alias}.deleted_at IS NULL")
     row = await connection.fetchrow(
         f"SELECT {alias}.{kind.district_column}, {alias}.deleted_at IS NULL, {kind.body(scope)}"
-        f" FROM {kind.table} {alias} WHERE {alias}.id = $1",
-        record_id,
+        f" FROM {kind.table} {alias} {where(conditions)}",
+        *params.values,
     )
     if row is None or not visible(scope, row[0], active=row[1]):
         return None
-    body: str = row[2]
-    return body
+    return row[0], row[2]
 
 
 def visible(scope: Scope, district_id: str | None, *, active: bool) -> bool:
@@ -139,10 +154,12 @@ async def list_sections_of(
     An inactive parent still lists its sections: a deleted term's sections stay active.
     """
     seen = Scope(district_ids=listing.scope.district_ids, include_inactive=True)
-    if await get_record(connection, parent, parent_id, seen) is None:
+    found = await find_record(connection, parent, parent_id, seen)
+    if found is None:
         return None
     column = {SCHOOLS: "school_id", TERMS: "term_id", COURSES: "course_id"}[parent]
     listing.conditions.append(f"s.{column} = {listing.params.add(parent_id)}")
+    listing.conditions.append(f"s.district_id = {listing.params.add(found[0])}")
     if term_id is not None:
         listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
     return await list_records(connection, SECTIONS, listing)

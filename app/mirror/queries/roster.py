@@ -2,6 +2,11 @@
 
 Each query answers in one round trip, with the owner's district and state beside the page so
 that an unknown id (404) and an owner without links (empty list) are told apart.
+
+Isolation (SPEC M12): the owner is looked up only within the districts the key may see, so
+an id of another district costs what an unknown id costs (no page is built for it), and
+every join matches the owner's `district_id` as well as ids: even a link that joined two
+districts could not bring another district's row into an answer.
 """
 
 from __future__ import annotations
@@ -32,43 +37,66 @@ def _owned(row: asyncpg.Record | None, scope: Scope) -> Owned | None:
     return Owned(list(zip(row["keys"] or [], row["bodies"] or [], strict=True)))
 
 
-def _owned_page(owner_table: str, page_sql: str, owner_param: str) -> str:
-    """Wrap a page query so one statement also returns the owner's district and state."""
+def _owner(
+    owner_table: str, owner_param: str, districts_param: str | None, *, include_inactive: bool
+) -> str:
+    """The owner row `o` (id, district_id, deleted_at) when the scope may see it, else none.
+
+    `districts_param` is the placeholder of the visible districts' ids (None: every one).
+    """
+    conditions = [f"id = {owner_param}"]
+    if districts_param is not None:
+        conditions.append(f"district_id = ANY({districts_param}::text[])")
+    if not include_inactive:
+        conditions.append("deleted_at IS NULL")
+    return f"SELECT id, district_id, deleted_at FROM {owner_table} {where(conditions)}"
+
+
+def _owned_page(owner_sql: str, page_sql: str) -> str:
+    """Wrap a page query (which joins the owner CTE `o`) so one statement also returns the
+    owner's district and state."""
     return f"""
-        WITH page AS ({page_sql})
+        WITH o AS MATERIALIZED ({owner_sql}), page AS ({page_sql})
         SELECT o.district_id, o.deleted_at IS NULL AS active,
                ARRAY(SELECT key FROM page) AS keys, ARRAY(SELECT body FROM page) AS bodies
-        FROM {owner_table} o WHERE o.id = {owner_param}
+        FROM o
     """
 
 
-def _memberships(user: str, scope: Scope, role: SectionRole | None) -> str:
-    """The user's sections with the user's role in each (teacher wins if both)."""
+def _districts(params: Params, scope: Scope) -> str | None:
+    return params.add(scope.district_ids) if scope.district_ids is not None else None
+
+
+def _memberships(scope: Scope, role: SectionRole | None) -> str:
+    """The owner's (`o`) sections with the owner's role in each (teacher wins if both)."""
     open_enrollment = "" if scope.include_inactive else "AND e.ended_at IS NULL"
     current_teacher = "" if scope.include_inactive else "AND st.deleted_at IS NULL"
     parts = []
     if role in (None, "student"):
         parts.append(
-            f"SELECT e.section_id, 'student' AS role FROM enrollments e"
-            f" WHERE e.student_id = {user} {open_enrollment}"
+            f"SELECT e.section_id, e.district_id, 'student' AS role FROM o"
+            f" JOIN enrollments e ON e.student_id = o.id AND e.district_id = o.district_id"
+            f" {open_enrollment}"
         )
     if role in (None, "teacher"):
         parts.append(
-            f"SELECT st.section_id, 'teacher' AS role FROM section_teachers st"
-            f" WHERE st.teacher_id = {user} {current_teacher}"
+            f"SELECT st.section_id, st.district_id, 'teacher' AS role FROM o"
+            f" JOIN section_teachers st ON st.teacher_id = o.id"
+            f" AND st.district_id = o.district_id {current_teacher}"
         )
     union = " UNION ALL ".join(parts)
     return (
-        f"SELECT DISTINCT ON (section_id) section_id, role FROM ({union}) m"
+        f"SELECT DISTINCT ON (section_id) section_id, district_id, role FROM ({union}) m"
         " ORDER BY section_id, role DESC"
     )
 
 
+# A section `s` (of `m.section_id` in `m.district_id`) with its school, course and term.
 _SECTION_CONTEXT = """
-    JOIN sections s ON s.id = m.section_id
-    LEFT JOIN schools sc ON sc.id = s.school_id
-    LEFT JOIN courses c ON c.id = s.course_id
-    LEFT JOIN terms t ON t.id = s.term_id
+    JOIN sections s ON s.id = m.section_id AND s.district_id = m.district_id
+    LEFT JOIN schools sc ON sc.id = s.school_id AND sc.district_id = s.district_id
+    LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = s.district_id
+    LEFT JOIN terms t ON t.id = s.term_id AND t.district_id = s.district_id
 """
 
 
@@ -88,7 +116,12 @@ async def user_sections(
 ) -> Owned | None:
     """Every section the user studies or teaches in, any school, in id order."""
     params = Params()
-    user = params.add(user_id)
+    owner = _owner(
+        "users",
+        params.add(user_id),
+        _districts(params, scope),
+        include_inactive=scope.include_inactive,
+    )
     conditions = [] if scope.include_inactive else ["s.deleted_at IS NULL"]
     if term_id is not None:
         conditions.append(f"s.term_id = {params.add(term_id)}")
@@ -96,11 +129,11 @@ async def user_sections(
         conditions.append(f"s.id > {params.add(after)}")
     page = f"""
         SELECT s.id AS key, {_user_section_json()} AS body
-        FROM ({_memberships(user, scope, role)}) m {_SECTION_CONTEXT}
+        FROM ({_memberships(scope, role)}) m {_SECTION_CONTEXT}
         {where(conditions)}
         ORDER BY s.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page("users", page, user), *params.values)
+    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
     return _owned(row, scope)
 
 
@@ -113,20 +146,26 @@ _TERM_BUCKET = shapes.json_object(
 
 
 def user_sections_by_term_sql(scope: Scope, *, role: SectionRole | None) -> str:
-    """The by-term statement; parameters: $1 user id (the benchmark runs it too)."""
-    return _by_term_sql(scope.include_inactive, scope.sensitive, role)
+    """The by-term statement; parameters: $1 user id and, for a scope limited to some
+    districts, $2 their ids (the benchmark runs it too)."""
+    return _by_term_sql(
+        scope.include_inactive, scope.sensitive, role, scope.district_ids is not None
+    )
 
 
 @functools.cache
-def _by_term_sql(include_inactive: bool, sensitive: bool, role: SectionRole | None) -> str:
+def _by_term_sql(
+    include_inactive: bool, sensitive: bool, role: SectionRole | None, scoped: bool
+) -> str:
     # Built once per variant: assembling the text costs more than a cache lookup per request.
     scope = Scope(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
+    owner = _owner("users", "$1", "$2" if scoped else None, include_inactive=scope.include_inactive)
     active = "" if scope.include_inactive else "WHERE s.deleted_at IS NULL"
     return f"""
-        WITH buckets AS (
+        WITH o AS MATERIALIZED ({owner}), buckets AS (
             SELECT t.id AS term_key, t.start_date, t.name AS term_name,
                    {_TERM_BUCKET} AS bucket
-            FROM ({_memberships("$1", scope, role)}) m {_SECTION_CONTEXT}
+            FROM ({_memberships(scope, role)}) m {_SECTION_CONTEXT}
             {active}
             GROUP BY t.id
         )
@@ -135,7 +174,7 @@ def _by_term_sql(include_inactive: bool, sensitive: bool, role: SectionRole | No
                    (SELECT json_agg(bucket ORDER BY term_key IS NULL, start_date NULLS LAST,
                                     term_name, term_key) FROM buckets),
                    '[]'::json)) AS body
-        FROM users o WHERE o.id = $1
+        FROM o
     """
 
 
@@ -143,7 +182,8 @@ async def user_sections_by_term(
     connection: asyncpg.Connection, user_id: str, scope: Scope, *, role: SectionRole | None
 ) -> str | None:
     """The user's sections bucketed by term: by start date, undated terms and no term last."""
-    row = await connection.fetchrow(user_sections_by_term_sql(scope, role=role), user_id)
+    args = (user_id,) if scope.district_ids is None else (user_id, scope.district_ids)
+    row = await connection.fetchrow(user_sections_by_term_sql(scope, role=role), *args)
     if row is None or not visible(scope, row["district_id"], active=row["active"]):
         return None
     body: str = row["body"]
@@ -157,30 +197,40 @@ def _linked_user_json(scope: Scope) -> str:
 
 
 def teacher_students_sql(scope: Scope, *, paged: bool) -> str:
-    """The teacher's-students statement; parameters: $1 teacher id, $2 page size + 1, and
-    with `paged` $3 the last student id of the previous page."""
-    return _teacher_students_sql(scope.include_inactive, scope.sensitive, paged)
+    """The teacher's-students statement; parameters: $1 teacher id, $2 page size + 1, with
+    `paged` $3 the last student id of the previous page, and for a scope limited to some
+    districts then their ids."""
+    return _teacher_students_sql(
+        scope.include_inactive, scope.sensitive, paged, scope.district_ids is not None
+    )
 
 
 @functools.cache
-def _teacher_students_sql(include_inactive: bool, sensitive: bool, paged: bool) -> str:
+def _teacher_students_sql(
+    include_inactive: bool, sensitive: bool, paged: bool, scoped: bool
+) -> str:
     scope = Scope(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
     after = "AND e.student_id > $3" if paged else ""
+    districts = f"${4 if paged else 3}" if scoped else None
     live = "" if scope.include_inactive else "AND u.deleted_at IS NULL"
     page = f"""
         SELECT u.id AS key, {_linked_user_json(scope)} AS body
         FROM (
             SELECT e.student_id, array_agg(e.section_id ORDER BY e.section_id) AS section_ids
-            FROM section_teachers st
-            JOIN sections s ON s.id = st.section_id AND s.deleted_at IS NULL
-            JOIN enrollments e ON e.section_id = st.section_id AND e.ended_at IS NULL
-            WHERE st.teacher_id = $1 AND st.deleted_at IS NULL {after}
+            FROM o
+            JOIN section_teachers st ON st.teacher_id = o.id AND st.district_id = o.district_id
+            JOIN sections s ON s.id = st.section_id AND s.district_id = st.district_id
+                 AND s.deleted_at IS NULL
+            JOIN enrollments e ON e.section_id = st.section_id
+                 AND e.district_id = st.district_id AND e.ended_at IS NULL
+            WHERE st.deleted_at IS NULL {after}
             GROUP BY e.student_id
         ) l
-        JOIN users u ON u.id = l.student_id {live}
+        JOIN users u ON u.id = l.student_id AND u.district_id = (SELECT district_id FROM o)
+             {live}
         ORDER BY u.id LIMIT $2
     """
-    return _owned_page("users", page, "$1")
+    return _owned_page(_owner("users", "$1", districts, include_inactive=False), page)
 
 
 async def teacher_students(
@@ -188,7 +238,11 @@ async def teacher_students(
 ) -> Owned | None:
     """Distinct students of every active section the user teaches (primary or co-teacher)."""
     sql = teacher_students_sql(scope, paged=after is not None)
-    args = (teacher_id, limit + 1) + ((after,) if after is not None else ())
+    args: tuple[object, ...] = (teacher_id, limit + 1)
+    if after is not None:
+        args += (after,)
+    if scope.district_ids is not None:
+        args += (scope.district_ids,)
     return _owned(await connection.fetchrow(sql, *args), scope)
 
 
@@ -197,23 +251,30 @@ async def student_teachers(
 ) -> Owned | None:
     """Distinct teachers of the student's active sections, each with the linking sections."""
     params = Params()
-    student = params.add(student_id)
+    owner = _owner(
+        "users", params.add(student_id), _districts(params, scope), include_inactive=False
+    )
     after_condition = f"AND st.teacher_id > {params.add(after)}" if after is not None else ""
     live = "" if scope.include_inactive else "AND u.deleted_at IS NULL"
     page = f"""
         SELECT u.id AS key, {_linked_user_json(scope)} AS body
         FROM (
             SELECT st.teacher_id, array_agg(st.section_id ORDER BY st.section_id) AS section_ids
-            FROM enrollments e
-            JOIN sections s ON s.id = e.section_id AND s.deleted_at IS NULL
-            JOIN section_teachers st ON st.section_id = e.section_id AND st.deleted_at IS NULL
-            WHERE e.student_id = {student} AND e.ended_at IS NULL {after_condition}
+            FROM o
+            JOIN enrollments e ON e.student_id = o.id AND e.district_id = o.district_id
+                 AND e.ended_at IS NULL
+            JOIN sections s ON s.id = e.section_id AND s.district_id = e.district_id
+                 AND s.deleted_at IS NULL
+            JOIN section_teachers st ON st.section_id = e.section_id
+                 AND st.district_id = e.district_id AND st.deleted_at IS NULL
+            WHERE true {after_condition}
             GROUP BY st.teacher_id
         ) l
-        JOIN users u ON u.id = l.teacher_id {live}
+        JOIN users u ON u.id = l.teacher_id AND u.district_id = (SELECT district_id FROM o)
+             {live}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page("users", page, student), *params.values)
+    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
     return _owned(row, scope)
 
 
@@ -222,8 +283,10 @@ async def student_contacts(
 ) -> Owned | None:
     """The student's contacts with their relationship to the student."""
     params = Params()
-    student = params.add(student_id)
-    conditions = [f"cr.student_id = {student}"]
+    owner = _owner(
+        "users", params.add(student_id), _districts(params, scope), include_inactive=False
+    )
+    conditions = []
     if not scope.include_inactive:
         conditions += ["cr.deleted_at IS NULL", "u.deleted_at IS NULL"]
     if after is not None:
@@ -231,11 +294,13 @@ async def student_contacts(
     body = shapes.json_object(shapes.contact_fields("cr", sensitive=scope.sensitive))
     page = f"""
         SELECT u.id AS key, {body} AS body
-        FROM contact_relationships cr JOIN users u ON u.id = cr.contact_id
+        FROM o
+        JOIN contact_relationships cr ON cr.student_id = o.id AND cr.district_id = o.district_id
+        JOIN users u ON u.id = cr.contact_id AND u.district_id = cr.district_id
         {where(conditions)}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page("users", page, student), *params.values)
+    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
     return _owned(row, scope)
 
 
@@ -247,8 +312,9 @@ async def section_detail(
     teacher = shapes.json_object(shapes.section_teacher_fields("st", sensitive=scope.sensitive))
     teachers = f"""
         SELECT coalesce(json_agg({teacher} ORDER BY st.position, u.id), '[]'::json)
-        FROM section_teachers st JOIN users u ON u.id = st.teacher_id
-        WHERE st.section_id = s.id
+        FROM section_teachers st
+        JOIN users u ON u.id = st.teacher_id AND u.district_id = st.district_id
+        WHERE st.section_id = s.id AND st.district_id = s.district_id
         {"AND st.deleted_at IS NULL AND u.deleted_at IS NULL" if current else ""}
     """
     # With history included a student may have had several stays: each is shown once.
@@ -256,19 +322,28 @@ async def section_detail(
         SELECT coalesce(json_agg({shapes.user_json("u", sensitive=scope.sensitive)}
                                  ORDER BY u.name_last, u.name_first, u.id), '[]'::json)
         FROM users u
-        WHERE u.id IN (SELECT e.student_id FROM enrollments e WHERE e.section_id = s.id
+        WHERE u.district_id = s.district_id
+          AND u.id IN (SELECT e.student_id FROM enrollments e
+                       WHERE e.section_id = s.id AND e.district_id = s.district_id
                        {"AND e.ended_at IS NULL" if current else ""})
         {"AND u.deleted_at IS NULL" if current else ""}
     """
     body = shapes.json_object(
         shapes.section_detail_fields(teachers=f"({teachers})", students=f"({students})")
     )
+    params = Params()
+    owner = _owner(
+        "sections",
+        params.add(section_id),
+        _districts(params, scope),
+        include_inactive=scope.include_inactive,
+    )
     row = await connection.fetchrow(
         f"""
         SELECT s.district_id, s.deleted_at IS NULL AS active, {body} AS body
-        FROM (SELECT $1::text AS section_id) m {_SECTION_CONTEXT}
+        FROM ({owner}) m(section_id, district_id) {_SECTION_CONTEXT}
         """,
-        section_id,
+        *params.values,
     )
     if row is None or not visible(scope, row["district_id"], active=row["active"]):
         return None
@@ -292,6 +367,9 @@ async def school_users(
     """
     params = Params()
     school = params.add(school_id)
+    owner = _owner(
+        "schools", school, _districts(params, scope), include_inactive=scope.include_inactive
+    )
     role_param = params.add(role) if role is not None else None
     # The cursor goes into every part of the union, so a later page does not gather (and
     # sort) the members before it again.
@@ -300,28 +378,34 @@ async def school_users(
     def after_cursor(column: str) -> str:
         return f" AND {column} > {after_param}" if after_param else ""
 
+    district = "(SELECT district_id FROM o)"
     live_link = "" if scope.include_inactive else "AND deleted_at IS NULL"
     members = [
-        f"SELECT user_id FROM user_schools WHERE school_id = {school} {live_link}"
+        f"SELECT user_id FROM user_schools WHERE school_id = {school}"
+        f" AND district_id = {district} {live_link}"
         + (f" AND role = {role_param}" if role_param else "")
         + after_cursor("user_id")
     ]
     live_section = "" if scope.include_inactive else "AND s.deleted_at IS NULL"
     if role in (None, "student"):
         members.append(
-            f"SELECT e.student_id FROM sections s JOIN enrollments e ON e.section_id = s.id"
-            f" WHERE s.school_id = {school} {live_section}"
+            "SELECT e.student_id FROM sections s JOIN enrollments e"
+            " ON e.section_id = s.id AND e.district_id = s.district_id"
+            f" WHERE s.school_id = {school} AND s.district_id = {district} {live_section}"
             + ("" if scope.include_inactive else " AND e.ended_at IS NULL")
             + after_cursor("e.student_id")
         )
     if role in (None, "teacher"):
         members.append(
-            f"SELECT st.teacher_id FROM sections s JOIN section_teachers st ON st.section_id = s.id"
-            f" WHERE s.school_id = {school} {live_section}"
+            "SELECT st.teacher_id FROM sections s JOIN section_teachers st"
+            " ON st.section_id = s.id AND st.district_id = s.district_id"
+            f" WHERE s.school_id = {school} AND s.district_id = {district} {live_section}"
             + ("" if scope.include_inactive else " AND st.deleted_at IS NULL")
             + after_cursor("st.teacher_id")
         )
-    conditions = [] if scope.include_inactive else ["u.deleted_at IS NULL"]
+    conditions = [f"u.district_id = {district}"]
+    if not scope.include_inactive:
+        conditions.append("u.deleted_at IS NULL")
     if role is not None:
         conditions.append(f"{role_param} = ANY(u.roles)")
     if primary is not None:
@@ -334,5 +418,5 @@ async def school_users(
         {where(conditions)}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page("schools", page, school), *params.values)
+    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
     return _owned(row, scope)

@@ -46,12 +46,13 @@ async def test_teacher_students_and_sections_by_term_use_indexes(
     edge = truth.edge_cases
     teacher_id = truth.section_teacher_ids(edge["section_ten_teachers"])[0]
     student_id = edge["student_in_three_schools"]
-    scope = Scope(district_ids=[mirrored.s.id])
+    districts = [mirrored.s.id]
+    scope = Scope(district_ids=districts)
     statements = [
-        (teacher_students_sql(scope, paged=False), (teacher_id, 101)),
-        (teacher_students_sql(scope, paged=True), (teacher_id, 101, student_id)),
-        (user_sections_by_term_sql(scope, role=None), (student_id,)),
-        (user_sections_by_term_sql(scope, role=None), (teacher_id,)),
+        (teacher_students_sql(scope, paged=False), (teacher_id, 101, districts)),
+        (teacher_students_sql(scope, paged=True), (teacher_id, 101, student_id, districts)),
+        (user_sections_by_term_sql(scope, role=None), (student_id, districts)),
+        (user_sections_by_term_sql(scope, role=None), (teacher_id, districts)),
     ]
     async with api_pool.acquire() as connection, connection.transaction():
         await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
