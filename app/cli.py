@@ -88,6 +88,8 @@ def api(
         log_config=None,
         proxy_headers=True,
         access_log=False,
+        # Naming the server software helps only those probing for its known flaws.
+        server_header=False,
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api import courses, districts, health, schools, sections, sync, terms, users, warnings
 from app.api.auth import KeyCache
+from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.api.problems import document_problems, install_problem_handlers
 from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool
@@ -91,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="School-agnostic roster data mirrored from Clever.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # A redirect to the slash-less path would be built from the Host header, which the
+        # client chooses: `/v1/districts/` is a 404 like any other unknown path.
+        redirect_slashes=False,
     )
     install_problem_handlers(app)
 
@@ -100,6 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost last: metrics see every answer, refused bodies and error pages included.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api_max_body_bytes,
+        timeout_seconds=settings.api_body_timeout_seconds,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
     for router in (

@@ -130,6 +130,19 @@ class Settings(BaseSettings):
         le=100,
         description="Postgres connections per API process for reads (sync triggers use 4 more).",
     )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body accepted; a larger one is refused (413) while it is "
+        "being read, before authentication.",
+    )
+    api_body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a client may take to send a request body (408 after).",
+    )
 
     log_level: LogLevel = LogLevel.INFO
     sensitive_fields_enabled: bool = Field(

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import Depends, Query
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from starlette.responses import Response
 
 from app.api.problems import ProblemError
@@ -104,6 +104,23 @@ def _iso_datetime(value: object) -> object:
     return value
 
 
+def in_utc(value: datetime) -> datetime:
+    """`value` in UTC (naive values are taken as UTC); ValueError when UTC cannot hold it.
+
+    Python and Postgres both stop at year 9999 here (asyncpg sends times in UTC), so
+    `9999-12-31T23:59:59-01:00` or `0001-01-01T00:00:00+01:00` is invalid input, not a
+    database error.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "the time is outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z"
+        ) from None
+
+
 async def list_filters(
     include_inactive: Annotated[
         bool, Query(description="Also return records Clever no longer shares.")
@@ -111,14 +128,13 @@ async def list_filters(
     updated_since: Annotated[
         datetime | None,
         BeforeValidator(_iso_datetime),
+        AfterValidator(in_utc),
         Query(
             description="Only records the mirror changed at or after this time "
-            "(ISO 8601; UTC when it has no offset)."
+            "(ISO 8601; UTC when it has no offset; within years 1 to 9999 in UTC)."
         ),
     ] = None,
 ) -> ListFilters:
-    if updated_since is not None and updated_since.tzinfo is None:
-        updated_since = updated_since.replace(tzinfo=UTC)
     return ListFilters(include_inactive, updated_since)
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess, SyncAccess
 from app.api.deps import DistrictFilter, ReaderDep, not_found
-from app.api.pagination import PageDep, encode_cursor, invalid_cursor
+from app.api.pagination import PageDep, encode_cursor, in_utc, invalid_cursor
 from app.api.problems import Problem, ProblemError, not_found_responses
 from app.api.schemas import Page
 from app.api.sync_schemas import (
@@ -276,9 +276,9 @@ def _run_position(key: str) -> tuple[datetime, uuid.UUID]:
     """The (created_at, id) a runs cursor points after."""
     created_at, _, run_id = key.partition("/")
     try:
-        position = datetime.fromisoformat(created_at), uuid.UUID(run_id)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("a runs cursor carries an offset")
+        return in_utc(moment), uuid.UUID(run_id)
     except ValueError:
-        position = None
-    if position is None or position[0].tzinfo is None:
-        raise invalid_cursor()
-    return position
+        raise invalid_cursor() from None

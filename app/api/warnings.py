@@ -86,6 +86,7 @@ async def summarize_warnings(
 
 def _warning_position(key: str) -> int:
     """The warning id a cursor points after."""
-    if not (key.isascii() and key.isdigit() and len(key) <= 19):
+    # Warning ids are Postgres bigints: anything larger could only be forged.
+    if not (key.isascii() and key.isdigit() and len(key) <= 19 and int(key) < 2**63):
         raise invalid_cursor()
     return int(key)

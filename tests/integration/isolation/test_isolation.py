@@ -147,6 +147,8 @@ async def _walk_every_route(
                 asked.add((route.path, own.district.id))
                 for response in answers:
                     assert response.status_code < 500, (call, response.text)
+                    if call.path.startswith("/v1/"):
+                        assert response.headers["cache-control"] == "no-store", call
                     if expected_status is not None:
                         assert response.status_code == expected_status, (call, response.text)
                     # A 404 repeats the id it was asked for: that tells nothing.
