@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 
 import asyncpg
@@ -39,13 +40,19 @@ async def test_a_created_key_is_printed_once_listed_without_secret_and_revocable
         assert grant.name == "grades app"
         assert grant.scopes == {"roster:read", "sync:write"}
         assert grant.district_ids == frozenset({"d1", "d2"})
-        stored = await connection.fetchval(
-            "SELECT count(*) FROM api_keys WHERE secret_hash::text LIKE '%' || $1 || '%'"
-            " OR prefix = $2",
-            secret,
-            secret,
+        # The row holds a SHA-256 digest and the listed prefix; no column, as text or as
+        # bytes, holds the secret (or any 20 characters of it past the prefix).
+        row = await connection.fetchrow(
+            "SELECT secret_hash, prefix, row_to_json(k)::text AS everything"
+            " FROM api_keys k WHERE name = 'grades app'"
         )
-        assert stored == 0, "the secret itself must not be stored"
+        assert row is not None
+        assert row["secret_hash"] == hashlib.sha256(secret.encode()).digest()
+        assert row["prefix"] == secret[:10]
+        hidden = secret[10:30]
+        assert hidden not in row["everything"], "the secret itself must not be stored"
+        assert hidden.encode() not in row["secret_hash"]
+        assert hidden.encode().hex() not in row["everything"]
 
         listed = _roster(settings, "list")
         assert listed.returncode == 0, listed.stderr
