@@ -22,6 +22,7 @@ from app.api.keys import Scope, create_key
 from app.main import create_app
 from app.settings import Settings
 from app.sync.full import SyncOutcome
+from app.sync.service import SyncDeps
 from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.integration.sync_sandbox.support import (
@@ -65,6 +66,7 @@ class Pair:
     a: Hostility
     b: Hostility
     outcomes: dict[str, SyncOutcome]
+    deps: dict[str, SyncDeps]
     # Each district's live rows right before and right after the other's hostile sync.
     untouched: dict[str, tuple[Snapshot, Snapshot]]
 
@@ -177,7 +179,7 @@ async def pair(
         before = await snapshot_rows(isolation_pool, district_id=other.id)
         outcomes[district.id] = await sync_ok(deps[district.id], district=district)
         untouched[other.id] = (before, await snapshot_rows(isolation_pool, district_id=other.id))
-    return Pair(hostile_a, hostile_b, outcomes, untouched)
+    return Pair(hostile_a, hostile_b, outcomes, deps, untouched)
 
 
 @pytest.fixture(scope="package")
