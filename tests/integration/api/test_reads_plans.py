@@ -85,3 +85,34 @@ async def test_a_page_of_a_one_district_key_is_read_in_index_order(
                 )
                 nodes = _nodes_of(document)
                 assert "Sort" not in nodes and "Seq Scan" not in nodes, (kind.table, nodes)
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_an_id_of_an_unseen_district_builds_no_page(
+    mirrored: Mirrored, api_pool: asyncpg.Pool, plan_cache_mode: str
+) -> None:
+    # The owner is looked up within the key's districts first: for a teacher of S asked by
+    # a key of the other district, no link is read, so the 404 costs what an unknown id's
+    # does and timing cannot tell that the id exists elsewhere.
+    truth = mirrored.s.truth
+    teacher_id = truth.section_teacher_ids(truth.edge_cases["section_ten_teachers"])[0]
+    student_id = truth.edge_cases["student_in_three_schools"]
+    districts = [mirrored.other.id]
+    scope = Scope(district_ids=districts)
+    statements = [
+        (teacher_students_sql(scope, paged=False), (teacher_id, 101, districts)),
+        (user_sections_by_term_sql(scope, role=None), (student_id, districts)),
+    ]
+    async with api_pool.acquire() as connection, connection.transaction():
+        await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
+        for sql, args in statements:
+            assert await connection.fetchrow(sql, *args) is None
+            (document,) = orjson.loads(
+                await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
+            )
+            read = {
+                node["Relation Name"]
+                for node in _nodes(document["Plan"])
+                if "Relation Name" in node and node.get("Actual Loops", 0) > 0
+            }
+            assert read == {"users"}, (sql, read)
