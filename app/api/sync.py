@@ -74,6 +74,12 @@ RunId = Annotated[uuid.UUID, Path(description="A sync run's id (a UUID).")]
             "description": "An approved held run of the district is being applied, or this "
             "webhook delivery is still being handled; try again shortly.",
         },
+        408: {"model": Problem, "description": "The body took too long to arrive."},
+        413: {
+            "model": Problem,
+            "description": "The body is larger than the service accepts (API_MAX_BODY_BYTES); "
+            "refused before the key or signature is checked.",
+        },
         503: {"model": Problem, "description": "Clever could not be asked about the district."},
     },
     # A key, or no key at all when the webhook headers sign the request.

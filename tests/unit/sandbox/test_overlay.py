@@ -155,3 +155,42 @@ def test_change_sets_apply_in_order_and_report_events(district: SandboxDistrict)
         apply_changes(district, [{"op": "update", "id": "nope", "set": {}}])
     with pytest.raises(ChangeError):
         apply_changes(district, [{"op": "explode"}])
+
+
+@pytest.mark.parametrize("other_seed", [2, 3])
+def test_a_record_served_under_another_districts_id_pages_in_id_order(
+    district: SandboxDistrict, other_seed: int
+) -> None:
+    other = SandboxDistrict(DistrictConfig(size="tiny", seed=other_seed))
+    foreign_ids = [record["id"] for record in other.iter_records("users", "student")][:2]
+    result = apply_changes(
+        district,
+        [
+            {
+                "op": "create_with_id",
+                "collection": "users",
+                "role": "student",
+                "id": record_id,
+                "record": {"name": {"first": "Copied"}},
+            }
+            for record_id in foreign_ids
+        ],
+    )
+    assert result["results"] == foreign_ids
+    seen: list[str] = []
+    cursor = None
+    while True:
+        records, full = district.page("users", starting_after=cursor, limit=7)
+        seen += [record["id"] for record in records]
+        if not full:
+            break
+        cursor = records[-1]["id"]
+    assert seen == sorted(seen)
+    assert set(foreign_ids) <= set(seen)
+    found = district.get(foreign_ids[0])
+    assert found is not None and found[1]["name"]["first"] == "Copied"
+    assert found[1]["district"] == district.id
+    district.delete(foreign_ids[0])
+    assert district.get(foreign_ids[0]) is None
+    with pytest.raises(ChangeError):
+        district.create_with_id("users", foreign_ids[1], role="student")
