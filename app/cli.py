@@ -379,9 +379,7 @@ class SandboxSize(StrEnum):
 
 @cli.command()
 def sandbox(
-    size: Annotated[SandboxSize, typer.Option(help="District size (SPEC section 6).")] = (
-        SandboxSize.S
-    ),
+    size: Annotated[SandboxSize, typer.Option(help="District size.")] = SandboxSize.S,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
     seed: Annotated[int, typer.Option(help="Generator seed (district k uses seed + k).")] = 1,

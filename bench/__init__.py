@@ -1,4 +1,4 @@
-"""Benchmarks of the roster mirror (SPEC section 6), run as `python -m bench <scenario>`.
+"""Benchmarks of the roster mirror, run as `python -m bench <scenario>`.
 
 Scenarios:
 
@@ -6,11 +6,11 @@ Scenarios:
   parsed models versus raw JSON; wall time, records/s, peak RSS of client and sandbox.
 * `sync`: the real `roster sync` in a child process against a sandbox in another: first
   sync, no-change re-sync (which must write nothing), and a plain `COPY` of the same rows
-  into a fresh database as the baseline (SPEC P1, P2, P3).
+  into a fresh database as the baseline.
 * `api`: `GET /v1/teachers/{id}/students` and `GET /v1/users/{id}/sections/by-term` on a
   synced district, served by `roster api` (1 and 2 processes) to 32 closed-loop keep-alive
   clients, beside `pgbench` running the endpoints' own SQL at the same concurrency: req/s,
-  p50/p99, the API/pgbench ratio and CPU per request (SPEC P5).
+  p50/p99, the API/pgbench ratio and CPU per request.
 * `profile`: the sync in this process with timers around its phases and every SQL
   statement, then once more under cProfile.
 

@@ -1,4 +1,4 @@
-"""Scenario `api`: SPEC P5, the roster API at 32 concurrent clients beside `pgbench`.
+"""Scenario `api`: the roster API at 32 concurrent clients beside `pgbench`.
 
 Two endpoints, `GET /v1/teachers/{id}/students` and `GET /v1/users/{id}/sections/by-term`,
 read a district of the chosen size mirrored by the real full sync (the sandbox and
@@ -61,7 +61,7 @@ from bench.processes import ChildRun, cpu_seconds, free_port, run_child, stop, t
 from bench.processes import sandbox_process as start_sandbox
 from bench.sync import run_sync, worker_environment
 
-# SPEC P5.
+# The targets the figures are held to.
 MAX_P99_SECONDS = 0.025
 MIN_PGBENCH_RATIO = 0.3
 CLIENTS = 32

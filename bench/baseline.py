@@ -1,4 +1,4 @@
-"""The COPY baseline of SPEC P1: the synced rows loaded with plain `COPY` into empty tables.
+"""The COPY baseline of a full sync: the synced rows loaded with plain `COPY` into empty tables.
 
 The rows are dumped from the synced database in binary COPY format, then loaded into a
 fresh database migrated the same way (same tables, indexes, constraints), one table after

@@ -11,7 +11,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 @dataclass(frozen=True)
 class BenchOptions:
     size: str
-    """Sandbox district size: tiny, S, M, L or XL (SPEC section 6)."""
+    """Sandbox district size: tiny, S, M, L or XL."""
     server_url: str
     """A Postgres URL on which scratch databases may be created."""
     redis_url: str

@@ -1,4 +1,4 @@
-"""Scenario `sync`: SPEC P1 (full sync vs plain COPY), P2 (no-change re-sync), P3 (memory).
+"""Scenario `sync`: full sync vs plain COPY, no-change re-sync, and memory.
 
 Three processes, as in production: the sandbox serves a district at zero latency from its
 own process; `roster sync DISTRICT_ID` (the real CLI, its peak RSS being the worker's) syncs
@@ -39,7 +39,7 @@ from bench.processes import ChildRun, Sandbox, cpu_seconds, run_child
 from bench.processes import sandbox_process as start_sandbox
 from sandbox.config import SIZES as SANDBOX_SIZES
 
-# SPEC section 6.
+# The targets the figures are held to.
 MIN_COPY_RATIO = 0.3
 MAX_RESYNC_SHARE = 0.5
 MAX_WORKER_RSS = 512 * report.MB

@@ -57,7 +57,7 @@ async def run_sync(
 async def apply_held_run(
     ctx: dict[str, Any], district_id: str, run_id: str, decided_by: str
 ) -> dict[str, Any]:
-    """Apply a held run someone approved (the `apply_held_run` job, SPEC M9).
+    """Apply a held run someone approved (the `apply_held_run` job).
 
     It runs under the district's job id, so no queued sync of the district overlaps it; a
     sync holding the district's lock from another process (`roster sync`) makes it try

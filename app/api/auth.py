@@ -1,4 +1,4 @@
-"""Who is calling: bearer API keys, their scopes and the districts they may see (SPEC A5).
+"""Who is calling: bearer API keys, their scopes and the districts they may see.
 
 Every endpoint but health takes one of the `*Access` dependencies below. A missing or unknown
 key is 401, a key without the scope 403; a district the key may not see is answered 404 by
@@ -51,7 +51,7 @@ class Principal:
 
     @property
     def sensitive(self) -> bool:
-        """Whether sensitive student fields may be shown (SPEC E4)."""
+        """Whether sensitive student fields may be shown."""
         return self.allows(Scope.SENSITIVE)
 
     @property

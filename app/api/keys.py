@@ -1,4 +1,4 @@
-"""API keys: created once, stored as a SHA-256 digest, looked up by the digest (SPEC A5)."""
+"""API keys: created once, stored as a SHA-256 digest, looked up by the digest."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""List conventions (SPEC A3): `limit`, opaque keyset cursors, and the page envelope.
+"""List conventions: `limit`, opaque keyset cursors, and the page envelope.
 
 A cursor is the last row's sort key, base64url-encoded JSON. Clients must treat it as
 opaque; a cursor that does not decode is a 422, not a 500.

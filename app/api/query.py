@@ -1,4 +1,4 @@
-"""Query strings may carry only the parameters an endpoint declares (SPEC A4).
+"""Query strings may carry only the parameters an endpoint declares.
 
 A misspelt filter (`?school=...` for `?school_id=...`) would otherwise be ignored, and the
 caller would get every row instead of the ones it asked for, with nothing to say why.

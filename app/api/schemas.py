@@ -130,7 +130,7 @@ class Name(BaseModel):
 
 
 class SensitiveFields(BaseModel):
-    """Sensitive student fields, shown only to keys with `roster:sensitive` (SPEC E4)."""
+    """Sensitive student fields, shown only to keys with `roster:sensitive`."""
 
     iep_status: str | None = None
     ell_status: bool | None = None

@@ -1,4 +1,4 @@
-"""Schools, and the sections and users of one school (SPEC A1)."""
+"""Schools, and the sections and users of one school."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sync runs: asking for a sync, watching runs, deciding held ones (SPEC A2, M8-M10)."""
+"""Sync runs: asking for a sync, watching runs, deciding held ones."""
 
 from __future__ import annotations
 

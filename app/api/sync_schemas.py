@@ -1,4 +1,4 @@
-"""Request and response models of the sync endpoints and the data warnings (SPEC M3, M10)."""
+"""Request and response models of the sync endpoints and the data warnings."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class SyncRequestBody(BaseModel):
 
 
 class SyncRun(BaseModel):
-    """One sync of one district, from queued to its end (SPEC M10)."""
+    """One sync of one district, from queued to its end."""
 
     id: uuid.UUID
     district_id: str
@@ -66,7 +66,7 @@ SYNC_RUN_COLUMNS = ", ".join(SyncRun.model_fields)
 
 
 class DataWarning(BaseModel):
-    """A problem found in a district's data (SPEC M3): the record was kept, the problem
+    """A problem found in a district's data: the record was kept, the problem
     noted; resolved when a later sync no longer sees it."""
 
     id: int

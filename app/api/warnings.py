@@ -1,5 +1,4 @@
-"""Data warnings: what syncs found wrong in the districts' data, kept rather than refused
-(SPEC M3)."""
+"""Data warnings: what syncs found wrong in the districts' data, kept rather than refused."""
 
 from __future__ import annotations
 

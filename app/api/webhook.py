@@ -1,4 +1,4 @@
-"""Signed webhooks: `POST /v1/sync` from a sender holding a shared secret, no API key (SPEC A5).
+"""Signed webhooks: `POST /v1/sync` from a sender holding a shared secret, no API key.
 
 The sender signs each delivery with one of SYNC_WEBHOOK_SECRETS (several while they rotate):
 

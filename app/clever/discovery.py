@@ -1,6 +1,6 @@
 """Which district each token serves.
 
-Two sources of district tokens (SPEC C4):
+Two sources of district tokens:
 
 * configured tokens: ask `/districts` with each one (`districts`, `map_district_tokens`);
 * the app's client id/secret: list the tokens Clever issued to the app for districts

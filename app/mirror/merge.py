@@ -1,4 +1,4 @@
-"""Apply a staged batch to the live tables with set-based SQL (SPEC M4, M5, M7).
+"""Apply a staged batch to the live tables with set-based SQL.
 
 One set of merge rules serves both a full sync (the batch is the whole district; anything
 absent is deleted) and an incremental one (the batch is the records some events touched plus
@@ -10,7 +10,7 @@ Rules:
   write (a hash anti-join, not a probe per row); the rest are upserted, unless the live row
   has a newer `last_modified`. Deleted ids get `deleted_at`; a record that comes back is
   restored.
-* Districts never mix (SPEC M12). A staged record whose id the mirror holds for another
+* Districts never mix. A staged record whose id the mirror holds for another
   district is not stored (`foreign_id`): it cannot overwrite, move or deactivate that
   district's record. A reference to another district's record is dropped before the merge
   (`foreign_reference` on the record that lists it): a link is not stored, a reference
@@ -263,7 +263,7 @@ async def _drop_foreign_references(
 async def deactivations(
     connection: asyncpg.Connection, staging: Staging, district_id: str
 ) -> Deactivations:
-    """What a prepared batch would deactivate, for the mass-change guard (SPEC M9)."""
+    """What a prepared batch would deactivate, for the mass-change guard."""
     row = await connection.fetchrow(
         f"""
         SELECT
@@ -385,7 +385,7 @@ async def _deactivate(
 
 
 async def _refresh_section_display_names(connection: asyncpg.Connection, district_id: str) -> None:
-    """Named sections show their name; unnamed ones `Course - Period N - Teacher` (SPEC M2).
+    """Named sections show their name; unnamed ones `Course - Period N - Teacher`.
 
     Only rows whose display name differs are written, so an unchanged district costs no write.
     """
@@ -458,7 +458,7 @@ async def _end_links_to_deactivated(
 async def _stage_reference_warnings(
     connection: asyncpg.Connection, staging: Staging, district_id: str, *, full: bool
 ) -> None:
-    """Warn about references to records the mirror does not have (SPEC M4).
+    """Warn about references to records the mirror does not have.
 
     The referencing rows are kept (a section keeps its `term_id`); links are skipped when
     merged. Checked against the live tables, so a batch of events sees the whole mirror.

@@ -1,6 +1,6 @@
 """The mirror schema: SQLModel tables for Clever's records, their links, runs and keys.
 
-Design rules (SPEC M1, M4, M5):
+Design rules:
 
 * Only `id` and `district_id` are required on a mirrored record. Every other column is
   nullable `text` (any length, any UTF-8), and the record as Clever sent it is kept in `raw`.
@@ -125,7 +125,7 @@ class DistrictSyncState(SQLModel, table=True):
     """Where the service is in syncing a district: its cursors.
 
     Kept apart from `districts` so that a sync of unchanged data writes no row of mirrored
-    data (SPEC M7) while the cursors still move.
+    data while the cursors still move.
     """
 
     __tablename__ = "district_sync_state"
@@ -189,7 +189,7 @@ class User(LifecycleColumns, table=True):
 
     Columns hold what the API filters or shows; role details beyond them stay in `raw`.
     Sensitive student fields live in `sensitive` and are only written for districts where
-    they are enabled (SPEC E4).
+    they are enabled.
     """
 
     __tablename__ = "users"
@@ -262,7 +262,7 @@ class Section(LifecycleColumns, table=True):
     course_id: str | None = _text()
     term_id: str | None = _text()
     name: str | None = _text()
-    # `name` when Clever has one, else generated from course, period and teacher (SPEC M2).
+    # `name` when Clever has one, else generated from course, period and teacher.
     display_name: str | None = _text()
     period: str | None = _text()
     section_number: str | None = _text()
@@ -294,7 +294,7 @@ class Enrollment(SQLModel, table=True):
     """A student's membership of a section over time.
 
     One row per stay: leaving sets `ended_at`, rejoining starts a new row, so history
-    survives section roll-over (SPEC M5). At most one open row per (section, student).
+    survives section roll-over. At most one open row per (section, student).
     """
 
     __tablename__ = "enrollments"
@@ -337,7 +337,7 @@ class ContactRelationship(LinkLifecycleColumns, table=True):
 
 
 class SyncRun(SQLModel, table=True):
-    """One sync of one district (SPEC M10). Not tied to `districts` by a foreign key: a run
+    """One sync of one district. Not tied to `districts` by a foreign key: a run
     may be queued for a district the mirror has never seen."""
 
     __tablename__ = "sync_runs"
@@ -388,7 +388,7 @@ class SyncRun(SQLModel, table=True):
 
 
 class DataWarning(SQLModel, table=True):
-    """A problem found in a district's data (SPEC M3).
+    """A problem found in a district's data.
 
     One row per (district, entity, record, field, code); it stays open while syncs keep
     seeing the problem and gets `resolved_at` when a sync no longer does. A sync that finds
@@ -427,7 +427,7 @@ class DataWarning(SQLModel, table=True):
 
 
 class ApiKey(SQLModel, table=True):
-    """A consumer's API key. Only a SHA-256 digest of the secret is stored (SPEC A5)."""
+    """A consumer's API key. Only a SHA-256 digest of the secret is stored."""
 
     __tablename__ = "api_keys"
 

@@ -1,6 +1,6 @@
 """Full sync of one district: fetch every collection, stage it, apply it atomically.
 
-The phases (SPEC C2, M3, M6, M8, M9, M10):
+The phases:
 
 1. Take the district's lock (a Postgres advisory lock held by one connection for the whole
    run); without it the run is `coalesced` into the one that holds it.
@@ -233,7 +233,7 @@ async def _discard_superseded(
 async def _sensitive_enabled(
     connection: asyncpg.Connection, district_id: str, options: SyncOptions
 ) -> bool:
-    """The district's own flag when set, else the service-wide setting (SPEC E4)."""
+    """The district's own flag when set, else the service-wide setting."""
     flag = await connection.fetchval(
         "SELECT sensitive_fields_enabled FROM districts WHERE id = $1", district_id
     )
@@ -517,7 +517,7 @@ async def decide_held_run(
     decided_by: str,
     options: SyncOptions,
 ) -> SyncOutcome:
-    """Apply (approve) or discard (reject) a run the mass-change guard held (SPEC M9)."""
+    """Apply (approve) or discard (reject) a run the mass-change guard held."""
     async with pool.acquire() as connection:
         run = await runs.get_run(connection, run_id)
     if run is None:

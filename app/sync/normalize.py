@@ -1,4 +1,4 @@
-"""Turn raw Clever records into mirror rows, links and data warnings (SPEC M2, M3).
+"""Turn raw Clever records into mirror rows, links and data warnings.
 
 Functions here are pure: a raw record in, plain tuples out, no I/O. They never raise on bad
 data: whatever Clever sends is stored as well as it can be and every problem becomes a

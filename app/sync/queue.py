@@ -3,8 +3,8 @@
 The API, the cron schedule and `roster demo` all go through `request_sync`. Triggers of one
 district are serialized by a Postgres advisory lock (so across API replicas too): the first
 records a queued run, commits it and only then queues its job (the worker may start it at
-once); the others find that run and return it instead of recording runs of their own (SPEC
-M8). Approving a held run goes through the same lock and the district's job id, so it cannot
+once); the others find that run and return it instead of recording runs of their own.
+Approving a held run goes through the same lock and the district's job id, so it cannot
 overlap a sync of the district either.
 
 A queued or running run is only returned while something will carry it to an end: its job
@@ -144,7 +144,7 @@ class ApprovalRequest:
 async def request_approval(
     redis: ArqRedis, pool: asyncpg.Pool, run_id: uuid.UUID, *, decided_by: str
 ) -> ApprovalRequest:
-    """Queue the job applying a held run (SPEC M9), recording who approved it.
+    """Queue the job applying a held run, recording who approved it.
 
     The job runs under the district's job id, so it never overlaps a sync of the district.
     Raises RunNotHeldError for a run that is not held, and DistrictBusyError while a sync of

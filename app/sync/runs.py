@@ -1,4 +1,4 @@
-"""Sync run records (SPEC M10): created when a sync is asked for, updated as it goes."""
+"""Sync run records: created when a sync is asked for, updated as it goes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which Clever bearer token serves which district (SPEC C4).
+"""Which Clever bearer token serves which district.
 
 Tokens come from CLEVER_DISTRICT_TOKENS, or are listed by Clever for the app's client
 id/secret. Either way the service learns a token's district by asking Clever, so a sync

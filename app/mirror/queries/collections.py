@@ -115,7 +115,7 @@ async def find_record(
 ) -> tuple[str, str] | None:
     """A record's district and JSON, or None when it does not exist or the scope may not
     see it. The scope is part of the lookup, so a record of another district costs what a
-    missing one costs (SPEC M12)."""
+    missing one costs."""
     alias, params = kind.alias, Params()
     conditions = [f"{alias}.id = {params.add(record_id)}"]
     if scope.district_ids is not None:

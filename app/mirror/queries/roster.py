@@ -1,9 +1,9 @@
-"""School-agnostic reads across links (SPEC A1): a user's sections, a teacher's students, ...
+"""School-agnostic reads across links: a user's sections, a teacher's students, ...
 
 Each query answers in one round trip, with the owner's district and state beside the page so
 that an unknown id (404) and an owner without links (empty list) are told apart.
 
-Isolation (SPEC M12): the owner is looked up only within the districts the key may see, so
+Isolation: the owner is looked up only within the districts the key may see, so
 an id of another district costs what an unknown id costs (no page is built for it), and
 every join matches the owner's `district_id` as well as ids: even a link that joined two
 districts could not bring another district's row into an answer.
@@ -361,7 +361,7 @@ async def school_users(
     limit: int,
     after: str | None,
 ) -> Owned | None:
-    """Users of the school: linked to it by Clever, or in one of its sections (SPEC A1).
+    """Users of the school: linked to it by Clever, or in one of its sections.
 
     `primary` is true when the school is the user's primary school.
     """

@@ -128,7 +128,7 @@ def section_detail_fields(*, teachers: str, students: str) -> dict[str, str | Fi
 
 
 def user_fields(alias: str = "u", *, sensitive: bool) -> dict[str, str | Fields]:
-    """A user; `sensitive` decides whether the sensitive student fields are shown (SPEC E4)."""
+    """A user; `sensitive` decides whether the sensitive student fields are shown."""
     return (
         _columns(alias, "id", "district_id", "roles")
         | {

@@ -291,7 +291,7 @@ class TruthIndex:
         return [u for u in self.by_collection["users"] if role in (u.get("roles") or {})]
 
     def school_users(self, school_id: str) -> dict[str, bool]:
-        """Users of a school (SPEC A1) -> whether it is their primary school: users Clever
+        """Users of a school -> whether it is their primary school: users Clever
         links to it, and the students and teachers of its sections."""
         truth = self.truth
         members = {

@@ -1,4 +1,4 @@
-"""Who may read what (SPEC A5), over every GET endpoint the app has.
+"""Who may read what, over every GET endpoint the app has.
 
 Endpoints are enumerated from the app's routes, so a new one is covered (or named in a
 failure) without editing this file. Non-GET endpoints are tested with the sync ones.

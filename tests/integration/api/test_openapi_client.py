@@ -1,4 +1,4 @@
-"""The committed OpenAPI document (SPEC A6): its conventions, and a client generated from it.
+"""The committed OpenAPI document: its conventions, and a client generated from it.
 
 The client is generated from `openapi/openapi.json` as committed, not from the running app,
 so a document that drifted from the app or lost something a client relies on (an operation,

@@ -1,4 +1,4 @@
-"""No value of any typed parameter reaches Postgres as an error: 4xx, never 5xx (SPEC A4, A7).
+"""No value of any typed parameter reaches Postgres as an error: 4xx, never 5xx.
 
 Every GET route and each of its query parameters is taken from the app itself. Hypothesis
 sends values across each type's whole range: date-times from year 1 to 9999 with every
@@ -150,13 +150,14 @@ def _path_values(mirrored: Mirrored) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("route", GET_ROUTES, ids=[route.path for route in GET_ROUTES])
+QUERY_ROUTES = [route for route in GET_ROUTES if _query_params(route)]
+
+
+@pytest.mark.parametrize("route", QUERY_ROUTES, ids=[route.path for route in QUERY_ROUTES])
 def test_no_query_value_is_a_server_error(
     client: httpx.Client, mirrored: Mirrored, route: APIRoute
 ) -> None:
     params = _query_params(route)
-    if not params:
-        pytest.skip("no query parameters")
     names = sorted(params)
     path_values = _path_values(mirrored)
     path_names = list(compile_path(route.path)[2])

@@ -1,4 +1,4 @@
-"""What the API does with query parameters it does not take or cannot read (SPEC A3, A4)."""
+"""What the API does with query parameters it does not take or cannot read."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The hot roster reads (SPEC P5) reach their rows through indexes, never by scanning links;
+"""The hot roster reads reach their rows through indexes, never by scanning links;
 pages of a collection cost their own length, not the district's size.
 
 Checked on the S district's real statistics, with the plans Postgres makes for literal

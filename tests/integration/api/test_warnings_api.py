@@ -1,4 +1,4 @@
-"""Data warnings over the API equal what the `data_warnings` table holds (SPEC M3)."""
+"""Data warnings over the API equal what the `data_warnings` table holds."""
 
 from __future__ import annotations
 

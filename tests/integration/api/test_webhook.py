@@ -1,4 +1,4 @@
-"""Signed webhooks on `POST /v1/sync` (SPEC A5): no API key, an HMAC of timestamp and body."""
+"""Signed webhooks on `POST /v1/sync`: no API key, an HMAC of timestamp and body."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Events: paging oldest first, the newest event id, and an unusable cursor (SPEC C6)."""
+"""Events: paging oldest first, the newest event id, and an unusable cursor."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status handling, retries, rate limits, pacing and timeouts (SPEC C5)."""
+"""Status handling, retries, rate limits, pacing and timeouts."""
 
 from __future__ import annotations
 

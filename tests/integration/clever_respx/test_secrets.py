@@ -1,4 +1,4 @@
-"""The district token never shows in logs, errors or reprs (SPEC C4)."""
+"""The district token never shows in logs, errors or reprs."""
 
 from __future__ import annotations
 

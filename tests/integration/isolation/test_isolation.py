@@ -1,4 +1,4 @@
-"""No answer for a key limited to one district holds anything of another (SPEC M12).
+"""No answer for a key limited to one district holds anything of another.
 
 The districts' data name each other's records (see `conftest.py`); every route of the app is
 called, with the ids of both districts, for a key of each district, and no body may contain

@@ -1,4 +1,4 @@
-"""Keyset cursors and the page envelope (SPEC A3): opaque, round-tripping, refused when forged."""
+"""Keyset cursors and the page envelope: opaque, round-tripping, refused when forged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook signatures: what a sender computes, and what the service accepts (SPEC A5)."""
+"""Webhook signatures: what a sender computes, and what the service accepts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wire models accept whatever Clever sends and keep it (SPEC C1)."""
+"""The wire models accept whatever Clever sends and keep it."""
 
 from __future__ import annotations
 
