@@ -98,35 +98,8 @@ class _Generated:
 
 
 class _Created:
-    """Records of one collection code created through the change API, in creation order."""
-
-    def __init__(self, district: SandboxDistrict, code: Code) -> None:
-        self._district = district
-        self._ids = district.created_ids(code)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def id_at(self, position: int) -> str:
-        return self._ids[position]
-
-    def count_through(self, cursor: str) -> int:
-        return ids_through(self, cursor)
-
-    def count_before(self, cursor: str) -> int:
-        return ids_before(self, cursor)
-
-    def live(self, position: int) -> bool:
-        return self._district.is_live(self._ids[position])
-
-    def record(self, position: int, v31: bool) -> Record:
-        record = self._district.overlay_record(self._ids[position])
-        assert record is not None
-        return record if v31 else strip_v31(record)
-
-
-class _Foreign:
-    """Records of one collection code served under ids this district did not mint."""
+    """Records of one collection code created through the change API, in id order: those
+    it minted (in creation order, which is id order) or those served under foreign ids."""
 
     def __init__(self, district: SandboxDistrict, ids: list[str]) -> None:
         self._district = district
@@ -309,8 +282,10 @@ class SandboxDistrict:
         if role is not None:
             codes = (CODE_OF_ROLE[role],)
         generated: list[Any] = [_Generated(self, code) for code in codes]
-        created: list[Any] = [_Created(self, code) for code in codes if self._created[code]]
-        foreign: list[Any] = [_Foreign(self, self._foreign[c]) for c in codes if c in self._foreign]
+        created: list[Any] = [
+            _Created(self, self.created_ids(code)) for code in codes if self._created[code]
+        ]
+        foreign: list[Any] = [_Created(self, self._foreign[c]) for c in codes if c in self._foreign]
         if not foreign:
             return generated + created
         # Another district's ids sort before or after all of this one's (their prefixes

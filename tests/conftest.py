@@ -18,13 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app import migrations
-from app.main import create_app
 from app.settings import Settings, to_asyncpg_url, to_sqlalchemy_url
+from tests.support.app import app_client
 
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "14"))
 DEV_DATA_DIR = Path(__file__).resolve().parents[1] / ".devdata"
@@ -158,11 +157,5 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process, lifespan included."""
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
+    async with app_client(settings) as client:
         yield client

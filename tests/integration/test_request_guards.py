@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from app.main import create_app
 from app.settings import Settings
+from tests.support.app import app_client
 
 PROBLEM = "application/problem+json"
 LIMIT = 4096
@@ -19,15 +18,8 @@ LIMIT = 4096
 @pytest.fixture
 async def guarded(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with a small body limit and a short body timeout."""
-    app = create_app(
-        settings.model_copy(update={"api_max_body_bytes": LIMIT, "api_body_timeout_seconds": 0.5})
-    )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
+    limited = {"api_max_body_bytes": LIMIT, "api_body_timeout_seconds": 0.5}
+    async with app_client(settings.model_copy(update=limited)) as client:
         yield client
 
 

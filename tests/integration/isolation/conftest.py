@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.api.keys import Scope, create_key
-from app.main import create_app
 from app.settings import Settings
 from app.sync.full import SyncOutcome
 from app.sync.service import SyncDeps
@@ -32,6 +30,7 @@ from tests.integration.sync_sandbox.support import (
     sync_deps,
     sync_ok,
 )
+from tests.support.app import app_client
 from tests.support.mirror import emptied_pool
 
 # What each district calls the record it serves under the other's id.
@@ -203,11 +202,5 @@ async def isolation_keys(isolation_pool: asyncpg.Pool, pair: Pair) -> IsolationK
 async def isolation_api(
     settings: Settings, isolation_keys: IsolationKeys
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"api_key_cache_seconds": 0.0}))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
+    async with app_client(settings.model_copy(update={"api_key_cache_seconds": 0.0})) as client:
         yield client

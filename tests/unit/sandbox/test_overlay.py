@@ -19,16 +19,21 @@ def _events_after(district: SandboxDistrict, event_id: str | None) -> list[dict[
     return records
 
 
-def test_paging_walks_every_record_once_in_ascending_order(district: SandboxDistrict) -> None:
-    expected = district.truth.ids("users")
+def _walk(district: SandboxDistrict, collection: str) -> list[str]:
+    """The ids of every page of a collection, following Clever-style cursors."""
     seen: list[str] = []
     cursor = None
     while True:
-        records, full = district.page("users", starting_after=cursor, limit=7)
+        records, full = district.page(collection, starting_after=cursor, limit=7)
         seen += [record["id"] for record in records]
         if not full:
-            break
+            return seen
         cursor = records[-1]["id"]
+
+
+def test_paging_walks_every_record_once_in_ascending_order(district: SandboxDistrict) -> None:
+    expected = district.truth.ids("users")
+    seen = _walk(district, "users")
     assert seen == expected == sorted(expected)
     assert len(seen) == district.truth.counts()["users"]
     before, _ = district.page("users", ending_before=expected[10], limit=4)
@@ -177,14 +182,7 @@ def test_a_record_served_under_another_districts_id_pages_in_id_order(
         ],
     )
     assert result["results"] == foreign_ids
-    seen: list[str] = []
-    cursor = None
-    while True:
-        records, full = district.page("users", starting_after=cursor, limit=7)
-        seen += [record["id"] for record in records]
-        if not full:
-            break
-        cursor = records[-1]["id"]
+    seen = _walk(district, "users")
     assert seen == sorted(seen)
     assert set(foreign_ids) <= set(seen)
     found = district.get(foreign_ids[0])
