@@ -12,14 +12,13 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.api.keys import Scope, create_key, revoke_key
-from app.main import create_app
 from app.settings import Settings
 from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps, sync_ok
+from tests.support.app import app_client
 from tests.support.mirror import emptied_pool
 
 
@@ -110,11 +109,5 @@ def api_settings(settings: Settings) -> Settings:
 @pytest.fixture(scope="package")
 async def api(api_settings: Settings, mirrored: Mirrored) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process over ASGI, lifespan included."""
-    app = create_app(api_settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
+    async with app_client(api_settings) as client:
         yield client

@@ -22,10 +22,8 @@ from arq.constants import (
     retry_key_prefix,
 )
 from arq.jobs import Job, JobDef
-from asgi_lifespan import LifespanManager
 
 from app.api.problems import PROBLEM_CONTENT_TYPE
-from app.main import create_app
 from app.mirror.merge import LIVE_TABLES
 from app.settings import Settings
 from app.sync.queue import QUEUE_NAME, create_queue, deserialize_job, sync_job_id
@@ -49,19 +47,6 @@ def assert_problem(response: httpx.Response, status: int) -> Json:
     assert problem["status"] == status
     assert problem["title"]
     return problem
-
-
-@asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app built with `settings`, in-process over ASGI, lifespan included."""
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
-        yield client
 
 
 @asynccontextmanager

@@ -34,7 +34,6 @@ from sandbox.server import SandboxConfig, run_in_thread
 from tests.integration.api.conftest import Keys, Mirrored
 from tests.integration.api.sync_support import (
     Json,
-    app_client,
     arq_queue,
     assert_problem,
     bearer,
@@ -54,6 +53,7 @@ from tests.integration.sync_sandbox.support import (
     sync_ok,
     sync_once,
 )
+from tests.support.app import app_client
 from workers.jobs import apply_held_run
 
 _seeds = itertools.count(3301)

@@ -18,7 +18,6 @@ from app.settings import Settings
 from tests.integration.api.conftest import Keys, Mirrored
 from tests.integration.api.sync_support import (
     Json,
-    app_client,
     arq_queue,
     assert_problem,
     bearer,
@@ -27,6 +26,7 @@ from tests.integration.api.sync_support import (
     restored_queue,
     run_ids,
 )
+from tests.support.app import app_client
 
 SECRETS = ("first-secret", "rotated-in-secret")
 
