@@ -223,15 +223,19 @@ async def _drop_foreign_references(
 ) -> None:
     """Drop staged references to records of another district (`foreign_reference`).
 
-    A reference column is emptied (the record as Clever sent it stays in `raw`); a link is
-    unstaged. The warning counts what was dropped without naming the other district's ids.
+    A reference column is emptied (the record as Clever sent it stays in `raw`), and its
+    content hash changed with it: a row stored while the reference still pointed nowhere
+    (the other district not synced yet) has the hash of the same record, and must not be
+    skipped as unchanged. A link is unstaged. The warning counts what was dropped without
+    naming the other district's ids.
     """
     issues = staging.table("issues")
     for entity, column, target in _REFERENCE_COLUMNS:
         await connection.execute(
             f"""
             WITH dropped AS (
-                UPDATE {staging.table(entity)} s SET {column} = NULL
+                UPDATE {staging.table(entity)} s
+                SET {column} = NULL, content_hash = sha256(s.content_hash || '\\x00'::bytea)
                 FROM {target} t
                 WHERE t.id = s.{column} AND t.district_id <> $1 AND s.raw IS NOT NULL
                 RETURNING s.id

@@ -117,7 +117,10 @@ async def _walk_every_route(
     """Ask every route, for each district's key, with the ids of both districts; fail on
     anything of the other district in any answer. Returns how many calls were made."""
     run_ids: dict[str, list[str]] = {pair.a.district.id: [], pair.b.district.id: []}
-    for row in await pool.fetch("SELECT district_id, id::text AS id FROM sync_runs"):
+    for row in await pool.fetch(
+        "SELECT district_id, id::text AS id FROM sync_runs WHERE district_id = ANY($1::text[])",
+        list(run_ids),
+    ):
         run_ids[row["district_id"]].append(row["id"])
     routes = api_routes()
     sides = ((pair.a, keys.a_only, pair.b), (pair.b, keys.b_only, pair.a))
