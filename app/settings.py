@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     sync_full_cron: str = "0 3 * * *"
     sync_max_deactivate_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
     sync_events_interval_seconds: int = Field(default=300, ge=30, le=86400)
+    sync_events_max_age_days: int = Field(
+        default=25,
+        ge=1,
+        le=29,
+        description="An incremental sync of a district whose last successful sync is older "
+        "runs as a full sync: Clever keeps events for 30 days.",
+    )
 
     sync_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

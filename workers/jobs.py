@@ -109,6 +109,38 @@ async def schedule_full_syncs(ctx: dict[str, Any]) -> int:
     return queued
 
 
+async def poll_events(ctx: dict[str, Any]) -> int:
+    """Queue an incremental sync of every mirrored district a token serves whose newest run
+    was asked for at least SYNC_EVENTS_INTERVAL_SECONDS ago (the events poll, every 30 s).
+
+    Asking through `request_sync` joins a run already queued or running, so a poll never
+    stacks on a full sync; a district without an events cursor gets a full sync instead.
+    """
+    deps: SyncDeps = ctx["sync"]
+    district_ids = await deps.tokens.district_ids()
+    async with deps.pool.acquire() as connection:
+        due = await runs.due_for_poll(
+            connection, district_ids, deps.settings.sync_events_interval_seconds
+        )
+    queued = 0
+    for district_id in due:
+        try:
+            request = await request_sync(
+                ctx["redis"],
+                deps.pool,
+                district_id,
+                mode=RunMode.INCREMENTAL,
+                trigger=RunTrigger.SCHEDULE,
+            )
+        except DistrictBusyError as exc:
+            logger.info(
+                "events poll not queued", extra={"district_id": district_id, "error": str(exc)}
+            )
+            continue
+        queued += request.queued
+    return queued
+
+
 async def check_connections(ctx: dict[str, Any]) -> dict[str, str]:
     """Report that this worker reaches Postgres and Redis (a diagnostic job)."""
     async with ctx["engine"].connect() as connection:
@@ -134,7 +166,8 @@ FUNCTIONS: list[Any] = [
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
-    """Full syncs of every district on SYNC_FULL_CRON (UTC)."""
+    """Full syncs of every district on SYNC_FULL_CRON (UTC); the events poll every 30 s,
+    which queues the districts due after SYNC_EVENTS_INTERVAL_SECONDS."""
     minute, hour, day, month, weekday = parse_cron(settings.sync_full_cron)
     return [
         cron(
@@ -147,5 +180,12 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             weekday=weekday,
             unique=True,
             run_at_startup=False,
-        )
+        ),
+        cron(
+            poll_events,
+            name="poll_events",
+            second={0, 30},
+            unique=True,
+            run_at_startup=False,
+        ),
     ]

@@ -16,7 +16,6 @@ from app.api.pagination import PageDep, encode_cursor, in_utc, invalid_cursor
 from app.api.problems import Problem, ProblemError, not_found_responses
 from app.api.schemas import Page
 from app.api.sync_schemas import (
-    SUPPORTED_MODES,
     SYNC_RUN_COLUMNS,
     SyncRequestBody,
     SyncRun,
@@ -96,18 +95,11 @@ async def create_sync(
     Follow it with `GET /v1/sync/runs/{run_id}`.
 
     The district must be mirrored already, or served by one of the service's Clever tokens
-    (its first sync); any other id is 404, as is a district the key may not see. Only
-    `full` syncs are available; `incremental` is 422 until the events sync exists. A webhook
-    delivery sent again (same signature) starts nothing: it is answered `200` with the run
-    its first delivery got.
+    (its first sync); any other id is 404, as is a district the key may not see. A run
+    already queued or running is joined whatever its mode. A webhook delivery sent again
+    (same signature) starts nothing: it is answered `200` with the run its first delivery
+    got.
     """
-    if body.mode not in SUPPORTED_MODES:
-        supported = ", ".join(f"`{mode}`" for mode in SUPPORTED_MODES)
-        raise ProblemError(
-            422,
-            f"Sync mode `{body.mode}` is not available yet; supported modes: {supported}.",
-            title="Unsupported sync mode",
-        )
     pool: asyncpg.Pool = request.state.pool
     redis: ArqRedis = request.state.redis
     if not caller.sees(body.district_id):

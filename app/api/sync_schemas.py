@@ -6,12 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ID_PATTERN
 from app.sync.runs import RunMode, RunStatus, RunTrigger
-
-SUPPORTED_MODES = (RunMode.FULL,)
 
 
 class SyncRequestBody(BaseModel):
@@ -20,15 +18,11 @@ class SyncRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     district_id: Annotated[str, Field(pattern=ID_PATTERN, description="A district's Clever id.")]
-    # Documented with the modes available now, so clients (and contract tests) send only
-    # those; `incremental` is still parsed, to be refused with a message naming them.
-    mode: Annotated[
-        RunMode,
-        WithJsonSchema({"type": "string", "enum": [mode.value for mode in SUPPORTED_MODES]}),
-    ] = Field(
+    mode: RunMode = Field(
         default=RunMode.FULL,
-        description="`full` reads every collection again. `incremental` (from Clever's "
-        "events) is not available yet: it is answered 422.",
+        description="`full` reads every collection again. `incremental` applies Clever's "
+        "events since the last sync, and runs as a full sync by itself (the run's "
+        "`fallback_reason` says why) when there is no usable events cursor.",
     )
 
 
@@ -58,6 +52,11 @@ class SyncRun(BaseModel):
     clever_requests: int = Field(description="Requests the run made to Clever.")
     error: str | None = Field(description="Why the run failed (or was coalesced or rejected).")
     held_reason: str | None = Field(description="What the mass-change guard found too much.")
+    fallback_reason: str | None = Field(
+        description="Why an incremental run became a full sync (`mode` is then `full`): no "
+        "events cursor yet, a cursor Clever no longer accepts, events not enabled for the "
+        "district, or the last successful sync too long ago."
+    )
     decided_at: datetime | None = Field(description="When a held run was approved or rejected.")
     decided_by: str | None = Field(description="The name of the key that approved or rejected.")
 

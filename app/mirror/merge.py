@@ -7,9 +7,11 @@ all of a batch or none of it.
 
 Rules:
 * Records: staged rows whose `content_hash` matches an active live row are skipped without a
-  write (a hash anti-join, not a probe per row); the rest are upserted, unless the live row
-  has a newer `last_modified`. Deleted ids get `deleted_at`; a record that comes back is
-  restored.
+  write (a hash anti-join, not a probe per row); the rest are upserted. A full batch is
+  Clever's snapshot and always wins, so a full sync converges to what Clever serves even
+  if its `last_modified` went back; in a batch of events an older `last_modified` never
+  overwrites a newer one (events may come late or twice). Deleted ids get `deleted_at`; a
+  record that comes back is restored.
 * Districts never mix. A staged record whose id the mirror holds for another
   district is not stored (`foreign_id`): it cannot overwrite, move or deactivate that
   district's record. A reference to another district's record is dropped before the merge
@@ -304,7 +306,9 @@ async def apply_batch(
     """Merge a prepared batch into the live tables. Call inside the caller's transaction."""
     counts = BatchCounts()
     for entity in ENTITY_ORDER:
-        counts.entities[entity] = await _merge_entity(connection, staging, entity, district_id)
+        counts.entities[entity] = await _merge_entity(
+            connection, staging, entity, district_id, full=full
+        )
         counts.entities[entity].deactivated = await _deactivate(
             connection, staging, entity, district_id
         )
@@ -328,7 +332,7 @@ async def apply_batch(
 
 
 async def _merge_entity(
-    connection: asyncpg.Connection, staging: Staging, entity: str, district_id: str
+    connection: asyncpg.Connection, staging: Staging, entity: str, district_id: str, *, full: bool
 ) -> EntityCounts:
     kind = ENTITY_KINDS[entity]
     columns = kind.columns
@@ -340,6 +344,12 @@ async def _merge_entity(
     district_column = "" if entity == "districts" else "district_id, "
     district_value = "" if entity == "districts" else "$1, "
     same_district = "" if entity == "districts" else "AND t.district_id = EXCLUDED.district_id"
+    newer = (
+        "true"
+        if full
+        else "(t.source_last_modified IS NULL OR EXCLUDED.source_last_modified IS NULL"
+        " OR EXCLUDED.source_last_modified >= t.source_last_modified)"
+    )
     row = await connection.fetchrow(
         f"""
         WITH changed AS (
@@ -352,9 +362,7 @@ async def _merge_entity(
             INSERT INTO {entity} AS t ({district_column}{column_list})
             SELECT {district_value}{select_list} FROM changed
             ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now(), deleted_at = NULL
-            WHERE (t.source_last_modified IS NULL OR EXCLUDED.source_last_modified IS NULL
-                   OR EXCLUDED.source_last_modified >= t.source_last_modified)
-              {same_district}
+            WHERE {newer} {same_district}
             RETURNING (xmax = 0) AS created
         )
         SELECT

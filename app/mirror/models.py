@@ -383,6 +383,8 @@ class SyncRun(SQLModel, table=True):
     events_cursor: str | None = _text()
     error: str | None = _text()
     held_reason: str | None = _text()
+    # Why an incremental run became a full sync.
+    fallback_reason: str | None = _text()
     decided_at: datetime | None = _timestamp()
     decided_by: str | None = _text()
 

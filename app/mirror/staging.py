@@ -139,6 +139,12 @@ class Staging:
         for kind in ALL_KINDS:
             await connection.execute(f"ANALYZE {self.table(kind.name)}")
 
+    async def truncate(self, connection: asyncpg.Connection) -> None:
+        """Empty this run's tables for its next batch."""
+        await connection.execute(
+            "TRUNCATE " + ", ".join(self.table(kind.name) for kind in ALL_KINDS)
+        )
+
     async def drop(self, connection: asyncpg.Connection) -> None:
         for kind in ALL_KINDS:
             await connection.execute(f"DROP TABLE IF EXISTS {self.table(kind.name)}")

@@ -39,7 +39,7 @@ from app.mirror.staging import (
     Staging,
     drop_stale,
 )
-from app.sync import normalize, runs
+from app.sync import cursors, normalize, runs
 from app.sync.runs import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class SyncError(Exception):
 class SyncOptions:
     max_deactivate_ratio: float = 0.25
     sensitive_fields_enabled: bool = False
+    # An incremental run after a longer pause runs as a full sync.
+    events_max_age_days: int = 25
 
 
 @dataclass
@@ -130,18 +132,23 @@ async def run_full_sync(
     """Run a full sync for `district_id` as run `run_id` (already recorded as queued)."""
     async with district_lock(pool, district_id) as acquired:
         if not acquired:
-            async with pool.acquire() as connection:
-                await runs.finish_run(
-                    connection,
-                    run_id,
-                    RunStatus.COALESCED,
-                    error="another sync of this district was running",
-                )
-            return SyncOutcome(run_id, RunStatus.COALESCED)
-        return await _run_locked(pool, client, district_id, run_id, options, on_progress)
+            return await coalesce(pool, run_id)
+        return await run_full_sync_locked(pool, client, district_id, run_id, options, on_progress)
 
 
-async def _run_locked(
+async def coalesce(pool: asyncpg.Pool, run_id: uuid.UUID) -> SyncOutcome:
+    """End a run that found another sync of its district holding the lock."""
+    async with pool.acquire() as connection:
+        await runs.finish_run(
+            connection,
+            run_id,
+            RunStatus.COALESCED,
+            error="another sync of this district was running",
+        )
+    return SyncOutcome(run_id, RunStatus.COALESCED)
+
+
+async def run_full_sync_locked(
     pool: asyncpg.Pool,
     client: CleverClient,
     district_id: str,
@@ -149,12 +156,14 @@ async def _run_locked(
     options: SyncOptions,
     on_progress: ProgressCallback | None,
 ) -> SyncOutcome:
+    """`run_full_sync` for a caller that holds the district's lock already (an incremental
+    run falling back to a full one)."""
     staging = Staging(run_id)
     async with pool.acquire() as connection:
         await runs.fail_interrupted_runs(connection, district_id, run_id)
         await _discard_superseded(connection, district_id, run_id)
         await runs.start_run(connection, run_id)
-        sensitive = await _sensitive_enabled(connection, district_id, options)
+        sensitive = await sensitive_enabled(connection, district_id, options)
     try:
         async with pool.acquire() as connection:
             await connection.execute(
@@ -182,7 +191,7 @@ async def _run_locked(
                 await merge.analyze_live(connection)
             return outcome
     except Exception as exc:
-        message = _describe(exc)
+        message = describe(exc)
         logger.warning(
             "full sync failed",
             extra={"district_id": district_id, "run_id": str(run_id), "error": message},
@@ -209,7 +218,7 @@ def _changed_much(outcome: SyncOutcome) -> bool:
     return written > 1000 and written > unchanged // 10
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, SyncError) else text
 
@@ -230,7 +239,7 @@ async def _discard_superseded(
     await drop_stale(connection, [row["id"] for row in keep])
 
 
-async def _sensitive_enabled(
+async def sensitive_enabled(
     connection: asyncpg.Connection, district_id: str, options: SyncOptions
 ) -> bool:
     """The district's own flag when set, else the service-wide setting."""
@@ -431,12 +440,30 @@ def _normalize_page(
                 rows.append(normalize.unchanged_row(collection, record_id, digest))
                 continue
         changed.append(raw)
+    return normalized_batch(
+        collection, changed, sensitive, unreadable=page.entry_count - len(raws), rows=rows
+    )
+
+
+def normalized_batch(
+    collection: str,
+    raws: Sequence[dict[str, Any]],
+    sensitive: bool,
+    *,
+    unreadable: int = 0,
+    rows: list[tuple[Any, ...]] | None = None,
+) -> Batch:
+    """Rows, links and warnings of `raws` (records of one collection), per staging table.
+
+    `unreadable` entries that were not objects are warned about; `rows` are rows already
+    made (records staged as unchanged) to stage beside these.
+    """
+    rows = list(rows or [])
     if collection == "users":
-        items = [normalize.normalize_user(raw, sensitive_enabled=sensitive) for raw in changed]
+        items = [normalize.normalize_user(raw, sensitive_enabled=sensitive) for raw in raws]
     else:
         normalizer = _NORMALIZERS[collection]
-        items = [normalizer(raw) for raw in changed]
-    unreadable = page.entry_count - len(raws)
+        items = [normalizer(raw) for raw in raws]
     items.extend([normalize.invalid_record(collection, "entry is not an object")] * unreadable)
     rows.extend(i.row for i in items if i.row is not None)
     batch: Batch = [(ENTITY_KINDS[collection], rows)]
@@ -474,7 +501,7 @@ async def _apply(
                     f"(limit {options.max_deactivate_ratio:.0%})"
                 )
             counts = await merge.apply_batch(connection, staging, district_id, run_id, full=True)
-            await _record_cursor(connection, district_id, run_id)
+            await cursors.record_full_sync(connection, district_id, run_id)
     except _Held as held:
         return SyncOutcome(run_id, RunStatus.HELD, held_reason=str(held))
     return SyncOutcome(
@@ -484,29 +511,6 @@ async def _apply(
 
 class _Held(Exception):
     """The mass-change guard stopped a batch."""
-
-
-async def _record_cursor(
-    connection: asyncpg.Connection, district_id: str, run_id: uuid.UUID
-) -> None:
-    """Incremental syncs continue from the newest event Clever had when this run began."""
-    await connection.execute(
-        """
-        INSERT INTO district_sync_state (district_id, events_cursor, events_cursor_at,
-                                         last_full_sync_at, last_full_sync_run_id)
-        SELECT $1, r.events_cursor, CASE WHEN r.events_cursor IS NULL THEN NULL ELSE now() END,
-               now(), r.id
-        FROM sync_runs r WHERE r.id = $2
-        ON CONFLICT (district_id) DO UPDATE SET
-            events_cursor = EXCLUDED.events_cursor,
-            events_cursor_at = EXCLUDED.events_cursor_at,
-            last_full_sync_at = EXCLUDED.last_full_sync_at,
-            last_full_sync_run_id = EXCLUDED.last_full_sync_run_id,
-            updated_at = now()
-        """,
-        district_id,
-        run_id,
-    )
 
 
 async def decide_held_run(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -114,6 +116,45 @@ async def finish_run(
         error,
         held_reason,
     )
+
+
+async def fall_back_to_full(connection: asyncpg.Connection, run_id: uuid.UUID, reason: str) -> None:
+    """Record that an incremental run goes on as a full sync, and why."""
+    await connection.execute(
+        "UPDATE sync_runs SET mode = 'full', fallback_reason = $2 WHERE id = $1", run_id, reason
+    )
+
+
+async def last_success_at(connection: asyncpg.Connection, district_id: str) -> datetime | None:
+    """When the district's newest successful sync (of either mode) finished."""
+    finished: datetime | None = await connection.fetchval(
+        "SELECT max(finished_at) FROM sync_runs WHERE district_id = $1 AND status = 'succeeded'",
+        district_id,
+    )
+    return finished
+
+
+async def due_for_poll(
+    connection: asyncpg.Connection, district_ids: Sequence[str], interval_seconds: int
+) -> list[str]:
+    """The mirrored districts (of `district_ids`) whose newest run was created
+    `interval_seconds` ago or more: the ones an events poll should sync. A district not
+    mirrored yet gets its first sync when asked for, or from the full-sync schedule."""
+    rows = await connection.fetch(
+        """
+        SELECT d.id FROM unnest($1::text[]) AS d(id)
+        WHERE EXISTS (SELECT 1 FROM districts m WHERE m.id = d.id)
+          AND NOT EXISTS (
+            SELECT 1 FROM sync_runs r
+            WHERE r.district_id = d.id
+              AND r.created_at > now() - make_interval(secs => $2)
+        )
+        ORDER BY d.id
+        """,
+        list(district_ids),
+        float(interval_seconds),
+    )
+    return [row["id"] for row in rows]
 
 
 async def get_run(connection: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record | None:

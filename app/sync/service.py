@@ -11,6 +11,7 @@ from app.clever.errors import CleverError
 from app.settings import Settings
 from app.sync import runs
 from app.sync.full import ProgressCallback, SyncOptions, SyncOutcome, run_full_sync
+from app.sync.incremental import run_incremental_sync
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.tokens import DistrictTokens, UnknownDistrictError
 
@@ -28,6 +29,7 @@ class SyncDeps:
         return SyncOptions(
             max_deactivate_ratio=self.settings.sync_max_deactivate_ratio,
             sensitive_fields_enabled=self.settings.sensitive_fields_enabled,
+            events_max_age_days=self.settings.sync_events_max_age_days,
         )
 
 
@@ -44,13 +46,15 @@ async def sync_district(
     if run_id is None:
         async with deps.pool.acquire() as connection:
             run_id = await runs.create_run(connection, district_id, mode, trigger)
-    if mode is not RunMode.FULL:
-        return await _fail(deps, run_id, "incremental syncs are not available yet")
     try:
         token = await deps.tokens.token_for(district_id)
     except (UnknownDistrictError, CleverError) as exc:
         return await _fail(deps, run_id, str(exc))
     async with deps.tokens.client_for(token, district_id) as client:
+        if mode is RunMode.INCREMENTAL:
+            return await run_incremental_sync(
+                deps.pool, client, district_id, run_id, deps.options, on_progress
+            )
         return await run_full_sync(
             deps.pool, client, district_id, run_id, deps.options, on_progress
         )

@@ -155,12 +155,14 @@ async def test_fifty_concurrent_triggers_record_one_run_and_queue_one_job(
     assert job is not None and job.kwargs["run_id"] in answered
 
 
-async def test_incremental_is_refused_naming_the_supported_modes(
+async def test_an_unknown_mode_is_refused_naming_the_modes(
     api: httpx.AsyncClient, keys: Keys, mirrored: Mirrored, api_pool: asyncpg.Pool
 ) -> None:
     before = await run_ids(api_pool)
-    problem = assert_problem(await _trigger(api, keys.sync, mirrored.s.id, "incremental"), 422)
-    assert "incremental" in problem["detail"] and "`full`" in problem["detail"]
+    problem = assert_problem(await _trigger(api, keys.sync, mirrored.s.id, "partial"), 422)
+    (error,) = problem["errors"]
+    assert error["loc"] == ["body", "mode"]
+    assert "'full'" in error["msg"] and "'incremental'" in error["msg"]
     assert await run_ids(api_pool) == before
 
 

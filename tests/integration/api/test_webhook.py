@@ -199,7 +199,7 @@ async def test_a_delivery_that_was_refused_may_be_sent_again(
     before = await run_ids(api_pool)
     for body, status in (
         (_body("5f0000000000000000000000"), 404),
-        (_body(mirrored.s.id, "incremental"), 422),
+        (_body(mirrored.s.id, "partial"), 422),
         (b'{"district_id": ', 422),
     ):
         headers = _signed(body)

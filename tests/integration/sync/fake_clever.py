@@ -24,6 +24,8 @@ class FakeClever:
         self.version = version
         self.records: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in COLLECTIONS}
         self.requests = 0
+        # The event feed, oldest first; None: events are not enabled for the district.
+        self.events: list[dict[str, Any]] | None = None
         # Called before each answer; raise from it to inject a fault.
         self.before_answer: Callable[[httpx.Request], None] | None = None
         self.put("districts", {"id": DISTRICT_ID, "name": "Fake Unified"})
@@ -37,6 +39,30 @@ class FakeClever:
     def delete(self, collection: str, record_id: str) -> None:
         del self.records[collection][record_id]
 
+    def add_event(self, event_type: str, record: dict[str, Any]) -> str:
+        """Append an event (`users.updated`, ...) about `record` to the feed; its id."""
+        if self.events is None:
+            self.events = []
+        event_id = f"e{len(self.events):023d}"
+        record.setdefault("district", DISTRICT_ID)
+        self.events.append({"id": event_id, "type": event_type, "data": {"object": record}})
+        return event_id
+
+    def _events(self, params: httpx.QueryParams) -> httpx.Response:
+        if self.events is None:
+            return httpx.Response(403, json={"message": "events are not enabled"})
+        limit = int(params.get("limit", "100"))
+        if params.get("ending_before") == "last":
+            chosen = self.events[-limit:]
+        else:
+            ids = [event["id"] for event in self.events]
+            after = params.get("starting_after")
+            if after is not None and after not in ids:
+                return httpx.Response(404, json={"message": f"unknown event {after}"})
+            start = ids.index(after) + 1 if after is not None else 0
+            chosen = self.events[start : start + limit]
+        return httpx.Response(200, json={"data": [{"data": e} for e in chosen], "links": []})
+
     def _answer(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
@@ -46,7 +72,7 @@ class FakeClever:
         path = request.url.path.removeprefix(f"/{self.version}/").strip("/")
         params = request.url.params
         if path == "events":
-            return httpx.Response(403, json={"message": "events are not enabled"})
+            return self._events(params)
         if "/" in path:
             collection, record_id = path.split("/", 1)
             record = self.records.get(collection, {}).get(record_id)

@@ -11,9 +11,9 @@ import pytest
 
 from app.mirror import merge
 from app.mirror.merge import LIVE_TABLES
-from app.sync import full
+from app.sync import cursors, full
 from app.sync.full import decide_held_run
-from app.sync.runs import RunStatus, RunTrigger
+from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from tests.integration.sync.fake_clever import DISTRICT_ID, FakeClever, section, user
 
@@ -268,21 +268,38 @@ async def test_changes_are_mirrored_with_history(
     assert co_teachers == 1
 
 
-async def test_an_older_version_never_overwrites_a_newer_one(
+async def test_an_older_event_never_overwrites_a_newer_version_but_a_full_sync_does(
     clever: FakeClever, deps: SyncDeps, pool: asyncpg.Pool
 ) -> None:
     seed(clever)
+    clever.add_event("users.created", {"id": "t0"})  # the cursor the full sync notes
     clever.put(
         "users",
         user("t2", "teacher", last="Newer", school="sch2", last_modified="2024-06-01T00:00:00Z"),
     )
     assert (await _sync(deps)).status is RunStatus.SUCCEEDED
-    clever.put(
-        "users",
-        user("t2", "teacher", last="Older", school="sch2", last_modified="2024-05-01T00:00:00Z"),
+    older = user("t2", "teacher", last="Older", school="sch2", last_modified="2024-05-01T00:00:00Z")
+    clever.add_event("users.updated", older)
+    incremental = await sync_district(deps, DISTRICT_ID, mode=RunMode.INCREMENTAL)
+    assert incremental.status is RunStatus.SUCCEEDED
+    assert incremental.counts["events"] == {"applied": 1}
+    assert await pool.fetchval("SELECT name_last FROM users WHERE id = 't2'") == "Newer"
+
+    # Clever's snapshot serves the older version (its SIS went back), and a student that
+    # late events left deleted with a newer `last_modified`: a full sync converges to both.
+    clever.put("users", older)
+    await pool.execute(
+        "UPDATE users SET deleted_at = now(), source_last_modified = '2030-01-01' WHERE id = 's2'"
     )
     assert (await _sync(deps)).status is RunStatus.SUCCEEDED
-    assert await pool.fetchval("SELECT name_last FROM users WHERE id = 't2'") == "Newer"
+    rows = await pool.fetch(
+        "SELECT id, name_last, deleted_at IS NULL AS active, source_last_modified < '2030-01-01'"
+        " AS from_clever FROM users WHERE id IN ('t2', 's2') ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [
+        ("s2", "Wei", True, True),
+        ("t2", "Older", True, True),
+    ]
 
 
 async def test_warnings_resolve_when_the_data_is_fixed(
@@ -373,6 +390,8 @@ async def test_concurrent_runs_of_a_district_coalesce(
 Stage = tuple[Any, str]
 
 APPLY_STAGES: list[Stage] = [
+    (merge, "_skip_foreign_ids"),
+    (merge, "_drop_foreign_references"),
     (merge, "_merge_entity"),
     (merge, "_deactivate"),
     (merge, "_refresh_section_display_names"),
@@ -380,7 +399,7 @@ APPLY_STAGES: list[Stage] = [
     (merge, "_merge_links"),
     (merge, "_merge_enrollments"),
     (merge, "_merge_warnings"),
-    (full, "_record_cursor"),
+    (cursors, "record_full_sync"),
 ]
 
 

@@ -1,0 +1,256 @@
+"""Incremental sync of one district from Clever's events.
+
+A full sync must always work from the Data API alone; events only make the mirror fresh
+between full syncs, cheaply. The run, under the district's lock (the full sync's):
+
+1. Reads the district's cursor: the newest event the mirror has applied.
+2. Pages `/events?starting_after=<cursor>` oldest first. Each page is one batch: per record,
+   its last event in the page decides (a `*.deleted` stages a deletion, a created or updated
+   one the record as the event carries it), normalized exactly as a full sync normalizes.
+   The batch is merged with the full sync's rules (`apply_batch(full=False)`) and the cursor
+   moves to the page's last event in the same transaction: a run killed midway goes on after
+   the last committed page, and a page applied twice changes nothing (unchanged content is
+   skipped, an older `last_modified` never overwrites a newer one).
+3. Becomes a full sync by itself, saying why in the run's `fallback_reason`, when there is no
+   cursor yet, Clever no longer accepts it or has events off for the district, or the
+   district's last successful sync is older than the events Clever keeps are to be trusted
+   (`SYNC_EVENTS_MAX_AGE_DAYS`).
+
+Events of other kinds (`resources.*`, anything unknown) are counted in the run and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from app.clever.client import CleverClient, Page
+from app.clever.errors import CleverEventsUnavailable
+from app.mirror import merge
+from app.mirror.staging import DELETIONS, Staging
+from app.sync import cursors, runs
+from app.sync.full import (
+    COLLECTIONS,
+    Batch,
+    ProgressCallback,
+    SyncOptions,
+    SyncOutcome,
+    coalesce,
+    describe,
+    district_lock,
+    normalized_batch,
+    run_full_sync_locked,
+    sensitive_enabled,
+)
+from app.sync.runs import RunStatus
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("created", "updated", "deleted")
+# Collections whose records an event may delete; a district is never deleted by one.
+DELETABLE = frozenset(COLLECTIONS) - {"districts"}
+
+
+async def run_incremental_sync(
+    pool: asyncpg.Pool,
+    client: CleverClient,
+    district_id: str,
+    run_id: uuid.UUID,
+    options: SyncOptions,
+    on_progress: ProgressCallback | None = None,
+) -> SyncOutcome:
+    """Apply the district's new events as run `run_id` (already recorded as queued), or run
+    a full sync instead when events cannot be trusted to bring the mirror up to date."""
+    async with district_lock(pool, district_id) as acquired:
+        if not acquired:
+            return await coalesce(pool, run_id)
+        async with pool.acquire() as connection:
+            cursor = await cursors.events_cursor(connection, district_id)
+            last_success = await runs.last_success_at(connection, district_id)
+        reason = _fallback_reason(cursor, last_success, options.events_max_age_days)
+        if reason is None and cursor is not None:
+            try:
+                return await _apply_events(
+                    pool, client, district_id, run_id, options, cursor, on_progress
+                )
+            except CleverEventsUnavailable as exc:
+                reason = str(exc)
+        async with pool.acquire() as connection:
+            await runs.fall_back_to_full(connection, run_id, reason or "no events cursor")
+        logger.info(
+            "incremental sync runs as a full sync",
+            extra={"district_id": district_id, "run_id": str(run_id), "reason": reason},
+        )
+        return await run_full_sync_locked(pool, client, district_id, run_id, options, on_progress)
+
+
+def _fallback_reason(
+    cursor: str | None, last_success: datetime | None, max_age_days: int
+) -> str | None:
+    if cursor is None:
+        return "no events cursor: the district has no full sync with events yet"
+    if last_success is None or datetime.now(UTC) - last_success > timedelta(days=max_age_days):
+        return f"the last successful sync is older than {max_age_days} days"
+    return None
+
+
+async def _apply_events(
+    pool: asyncpg.Pool,
+    client: CleverClient,
+    district_id: str,
+    run_id: uuid.UUID,
+    options: SyncOptions,
+    cursor: str,
+    on_progress: ProgressCallback | None,
+) -> SyncOutcome:
+    """Page the events after `cursor`, one committed batch per page.
+
+    Raises CleverEventsUnavailable (before anything is applied, when Clever refuses the
+    cursor) for the caller to fall back on; any other failure fails the run.
+    """
+    staging = Staging(run_id)
+    async with pool.acquire() as connection:
+        await runs.fail_interrupted_runs(connection, district_id, run_id)
+        await runs.start_run(connection, run_id)
+        sensitive = await sensitive_enabled(connection, district_id, options)
+    totals: dict[str, Counter[str]] = {}
+    events: Counter[str] = Counter()
+    warnings_seen = 0
+    try:
+        async with pool.acquire() as connection:
+            await staging.create(connection)
+            pages = 0
+            async for page in client.iter_events(starting_after=cursor):
+                pages += 1
+                batch = _event_batch(page, district_id, sensitive, events)
+                if batch and page.last_id is not None:
+                    counts = await _apply_batch(
+                        connection, staging, district_id, run_id, batch, page.last_id
+                    )
+                    warnings_seen += counts.warnings_seen
+                    for table, table_counts in counts.as_dict().items():
+                        totals.setdefault(table, Counter()).update(table_counts)
+                elif page.last_id is not None:
+                    # Only events this sync skips: still, nothing before them is left to read.
+                    async with connection.transaction():
+                        await cursors.advance(connection, district_id, page.last_id)
+                if on_progress is not None:
+                    on_progress("events", pages, events.total())
+                await runs.record_progress(
+                    connection,
+                    run_id,
+                    {"events": {"pages": pages, "records": events.total()}},
+                    client.request_count,
+                )
+            counts_dict: dict[str, Any] = {table: dict(c) for table, c in totals.items()}
+            counts_dict["events"] = dict(events)
+            await runs.finish_run(
+                connection,
+                run_id,
+                RunStatus.SUCCEEDED,
+                counts=counts_dict,
+                warnings_count=warnings_seen,
+                clever_requests=client.request_count,
+            )
+            await staging.drop(connection)
+            return SyncOutcome(
+                run_id, RunStatus.SUCCEEDED, counts=counts_dict, warnings=warnings_seen
+            )
+    except CleverEventsUnavailable:
+        async with pool.acquire() as connection:
+            await staging.drop(connection)
+        raise
+    except Exception as exc:
+        message = describe(exc)
+        logger.warning(
+            "incremental sync failed",
+            extra={"district_id": district_id, "run_id": str(run_id), "error": message},
+        )
+        async with pool.acquire() as connection:
+            await runs.finish_run(
+                connection,
+                run_id,
+                RunStatus.FAILED,
+                error=message,
+                clever_requests=client.request_count,
+            )
+            await staging.drop(connection)
+        return SyncOutcome(run_id, RunStatus.FAILED, error=message)
+
+
+async def _apply_batch(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    district_id: str,
+    run_id: uuid.UUID,
+    batch: Batch,
+    cursor: str,
+) -> merge.BatchCounts:
+    """Stage one page's records and deletions, then merge them and move the cursor in one
+    transaction."""
+    await staging.truncate(connection)
+    for kind, rows in batch:
+        await staging.copy(connection, kind, rows)
+    async with connection.transaction():
+        await merge.prepare(connection, staging, district_id, full=False)
+        counts = await merge.apply_batch(connection, staging, district_id, run_id, full=False)
+        await cursors.advance(connection, district_id, cursor)
+    return counts
+
+
+def _event_batch(page: Page[Any], district_id: str, sensitive: bool, events: Counter[str]) -> Batch:
+    """The staging rows of a page of events; `events` counts them by what became of them.
+
+    Per record the page's last event wins, so a record deleted and created again in one page
+    ends up live, and one updated then deleted ends up deleted.
+    """
+    latest: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for raw in page.raw_records:
+        collection, _, action = str(raw.get("type") or "").rpartition(".")
+        data = raw.get("data")
+        record = data.get("object") if isinstance(data, dict) else None
+        record_id = record.get("id") if isinstance(record, dict) else None
+        if collection not in COLLECTIONS or action not in ACTIONS:
+            events["skipped"] += 1
+            continue
+        if not isinstance(record, dict) or not isinstance(record_id, str) or not record_id:
+            events["invalid"] += 1
+            continue
+        if collection == "districts" and (record_id != district_id or action == "deleted"):
+            events["skipped"] += 1
+            continue
+        events["applied"] += 1
+        latest[(collection, record_id)] = (action, record)
+    if unreadable := page.entry_count - len(page.raw_records):
+        events["invalid"] += unreadable
+
+    batch: Batch = []
+    deletions: list[tuple[Any, ...]] = []
+    for collection in COLLECTIONS:
+        kept: list[dict[str, Any]] = []
+        for (event_collection, record_id), (action, record) in latest.items():
+            if event_collection != collection:
+                continue
+            if action == "deleted":
+                if collection in DELETABLE:
+                    deletions.append((collection, record_id))
+            else:
+                kept.append(record)
+        if kept:
+            batch.extend(normalized_batch(collection, kept, sensitive))
+    if deletions:
+        batch.append((DELETIONS, deletions))
+    return _merged(batch)
+
+
+def _merged(batch: Batch) -> Batch:
+    """One entry per staging table (the warnings of several collections share one)."""
+    rows: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {}
+    for kind, kind_rows in batch:
+        rows.setdefault(kind.name, (kind, []))[1].extend(kind_rows)
+    return [(kind, collected) for kind, collected in rows.values() if collected]
