@@ -31,10 +31,10 @@ import asyncpg
 
 from app.clever.requester import Requester
 from app.mirror import merge, staging
-from app.sync import full, runs
+from app.sync import cursors, full, incremental, runs
 
 # Where the sync spends its time, in the modules that hold the pipeline.
-PHASE_MODULES: tuple[ModuleType, ...] = (full, merge, staging, runs)
+PHASE_MODULES: tuple[ModuleType, ...] = (full, incremental, merge, staging, runs, cursors)
 PHASE_CLASSES: tuple[type, ...] = (staging.Staging, Requester)
 SQL_METHODS = (
     "execute",

@@ -1,15 +1,17 @@
-"""Scenario `profile`: where a full sync's time goes, phase by phase and statement by statement.
+"""Scenario `profile`: where a sync's time goes, phase by phase and statement by statement.
 
 The sandbox serves from its own process; the sync runs in this one (`sync_district`, as
-the worker calls it) so that timers can be patched in (`bench.instruments`). Three runs on
-one fresh database: a first sync and a no-change re-sync, both timed per phase and per SQL
-statement, then a second re-sync under cProfile for the Python functions (cProfile slows
-Python down, so its run is not used for the timings). The `.prof` file is kept beside the
-JSON for `python -m pstats` or snakeviz.
+the worker calls it) so that timers can be patched in (`bench.instruments`). Four runs on
+one fresh database: a first sync, a no-change re-sync and an incremental run applying the
+`events` scenario's change set, each timed per phase and per SQL statement, then a further
+re-sync under cProfile for the Python functions (cProfile slows Python down, so its run is
+not used for the timings). The `.prof` file is kept beside the JSON for `python -m pstats`
+or snakeviz.
 """
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import pstats
 import time
@@ -17,12 +19,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from app.mirror.pg import create_pool
 from app.settings import CleverApiVersion, Settings
-from app.sync.runs import RunStatus, RunTrigger
+from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from app.sync.tokens import DistrictTokens
-from bench import report
+from bench import events, report
 from bench.databases import checkpoint, scratch_database
 from bench.instruments import Instruments, Timings
 from bench.options import BenchOptions
@@ -42,10 +46,10 @@ def sync_settings(database_url: str, redis_url: str, sandbox: Sandbox) -> Settin
     )
 
 
-async def timed_sync(deps: SyncDeps, district_id: str) -> float:
-    """One full sync; its wall time. Raises unless it succeeded."""
+async def timed_sync(deps: SyncDeps, district_id: str, mode: RunMode = RunMode.FULL) -> float:
+    """One sync; its wall time. Raises unless it succeeded."""
     started = time.perf_counter()
-    outcome = await sync_district(deps, district_id, trigger=RunTrigger.CLI)
+    outcome = await sync_district(deps, district_id, mode=mode, trigger=RunTrigger.CLI)
     elapsed = time.perf_counter() - started
     if outcome.status is not RunStatus.SUCCEEDED:
         raise RuntimeError(f"the sync ended {outcome.status}: {outcome.error}")
@@ -78,11 +82,17 @@ async def run(options: BenchOptions) -> dict[str, Any]:
             try:
                 deps = SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings))
                 with Instruments() as instruments:
-                    for name in ("first sync", "re-sync"):
+                    for name, mode in (
+                        ("first sync", RunMode.FULL),
+                        ("re-sync", RunMode.FULL),
+                        ("incremental", RunMode.INCREMENTAL),
+                    ):
                         async with pool.acquire() as connection:
+                            if mode is RunMode.INCREMENTAL:
+                                await _change_students(sandbox, connection)
                             await checkpoint(connection)
                         instruments.reset()
-                        wall = await timed_sync(deps, sandbox.district_id)
+                        wall = await timed_sync(deps, sandbox.district_id, mode)
                         phases, statements = instruments.reset()
                         runs[name] = _run_figures(options, name, wall, phases, statements)
                 if options.cprofile:
@@ -97,6 +107,19 @@ async def run(options: BenchOptions) -> dict[str, Any]:
     figures = {"runs": runs, "python_functions": python}
     report.write_json(options.results_dir, "profile", options.size, figures)
     return figures
+
+
+async def _change_students(sandbox: Sandbox, connection: asyncpg.Connection) -> None:
+    """Give the incremental run its events: one update of each of up to `events.EVENTS`
+    students (the `events` scenario's change set)."""
+    students = [
+        row[0]
+        for row in await connection.fetch(
+            "SELECT id FROM users WHERE 'student' = ANY(roles) ORDER BY id LIMIT $1",
+            events.EVENTS,
+        )
+    ]
+    await asyncio.to_thread(events.change_students, sandbox.base_url, sandbox.district_id, students)
 
 
 def _run_figures(

@@ -97,11 +97,12 @@ async def run_sync(
     env: dict[str, str],
     log_path: Path,
     time_limit: float,
+    mode: str = "full",
 ) -> SyncRun:
     """Run `roster sync` once (after a checkpoint); fail unless the run succeeded."""
     await checkpoint(connection)
     sandbox_cpu = cpu_seconds(sandbox.pid)
-    argv = [sys.executable, "-m", "app.cli", "sync", sandbox.district_id]
+    argv = [sys.executable, "-m", "app.cli", "sync", sandbox.district_id, "--mode", mode]
     child: ChildRun = await asyncio.to_thread(
         run_child, argv, env=env, log_path=log_path, timeout=time_limit
     )

@@ -22,9 +22,8 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -40,6 +39,7 @@ from app.mirror.staging import (
     drop_stale,
 )
 from app.sync import cursors, normalize, runs
+from app.sync.locks import district_lock
 from app.sync.runs import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -76,49 +76,6 @@ class SyncOutcome:
     warnings: int = 0
     error: str | None = None
     held_reason: str | None = None
-
-
-def _lock_key(district_id: str) -> str:
-    return f"roster:sync:{district_id}"
-
-
-async def is_district_locked(connection: asyncpg.Connection, district_id: str) -> bool:
-    """Whether some session holds the district's sync lock (a sync is running).
-
-    Read from `pg_locks` (a bigint key shows as classid:objid) rather than by trying the
-    lock: a probe holding it even for an instant would make a run starting then coalesce.
-    """
-    held: bool = await connection.fetchval(
-        """
-        SELECT EXISTS (
-            SELECT 1 FROM pg_locks
-            WHERE locktype = 'advisory' AND granted AND objsubid = 1
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)
-        )
-        """,
-        _lock_key(district_id),
-    )
-    return held
-
-
-@asynccontextmanager
-async def district_lock(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[bool]:
-    """Hold the district's sync lock for the block; yields False if another run holds it.
-
-    A session advisory lock dies with its connection, so a killed worker never leaves a
-    district locked.
-    """
-    async with pool.acquire() as connection:
-        key = _lock_key(district_id)
-        acquired = bool(
-            await connection.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
-        )
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
 
 async def run_full_sync(
@@ -289,7 +246,7 @@ async def _fetch_into_staging(
         for collection in COLLECTIONS:
             progress.pages[collection] = 0
             progress.records[collection] = 0
-            async for page in _read_ahead(client.iter_pages(collection)):
+            async for page in read_ahead(client.iter_pages(collection)):
                 if collection == "districts":
                     _check_district(page, district_id)
                 known = await _known_digests(connection, collection, district_id, page)
@@ -351,25 +308,38 @@ class _Copier:
             await self._task
 
 
-async def _read_ahead(pages: AsyncIterator[Page[Any]]) -> AsyncIterator[Page[Any]]:
-    """Yield `pages`, fetching up to PAGES_AHEAD further pages in the background."""
-    queue: asyncio.Queue[Page[Any] | BaseException | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+_DONE = object()
+
+
+async def read_ahead(items: AsyncIterator[T], size: int = PAGES_AHEAD) -> AsyncIterator[T]:
+    """Yield `items`, producing up to `size` further ones in the background: pages fetched,
+    or batches normalized, while the consumer waits on Postgres. The producer's error is
+    raised to the consumer when it reaches it."""
+    queue: asyncio.Queue[T | _Failed | object] = asyncio.Queue(maxsize=size)
 
     async def produce() -> None:
         try:
-            async for page in pages:
-                await queue.put(page)
+            async for item in items:
+                await queue.put(item)
         except Exception as exc:  # handed to the consumer, which raises it
-            await queue.put(exc)
+            await queue.put(_Failed(exc))
             return
-        await queue.put(None)
+        await queue.put(_DONE)
 
     producer = asyncio.create_task(produce())
     try:
-        while (item := await queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        while (item := await queue.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield cast(T, item)
     finally:
         producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,11 +43,12 @@ from app.sync.full import (
     SyncOutcome,
     coalesce,
     describe,
-    district_lock,
     normalized_batch,
+    read_ahead,
     run_full_sync_locked,
     sensitive_enabled,
 )
+from app.sync.locks import district_lock
 from app.sync.runs import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -125,9 +127,12 @@ async def _apply_events(
         async with pool.acquire() as connection:
             await staging.create(connection)
             pages = 0
-            async for page in client.iter_events(starting_after=cursor):
+            # The next page is fetched and normalized while this one is merged.
+            batches = _normalized(
+                client.iter_events(starting_after=cursor), district_id, sensitive, events
+            )
+            async for page, batch in read_ahead(batches, size=1):
                 pages += 1
-                batch = _event_batch(page, district_id, sensitive, events)
                 if batch and page.last_id is not None:
                     counts = await _apply_batch(
                         connection, staging, district_id, run_id, batch, page.last_id
@@ -181,6 +186,14 @@ async def _apply_events(
             )
             await staging.drop(connection)
         return SyncOutcome(run_id, RunStatus.FAILED, error=message)
+
+
+async def _normalized(
+    pages: AsyncIterator[Page[Any]], district_id: str, sensitive: bool, events: Counter[str]
+) -> AsyncIterator[tuple[Page[Any], Batch]]:
+    """Each page of events (fetched ahead) with its staging rows."""
+    async for page in read_ahead(pages):
+        yield page, _event_batch(page, district_id, sensitive, events)
 
 
 async def _apply_batch(

@@ -33,7 +33,7 @@ from arq.jobs import deserialize_job as read_job_definition
 from app.redis import redis_settings
 from app.settings import Settings
 from app.sync import runs
-from app.sync.full import is_district_locked
+from app.sync.locks import is_district_locked
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 
 QUEUE_NAME = "roster:queue"

@@ -25,7 +25,7 @@ from app.api.keys import Scope, create_key
 from app.api.pagination import encode_cursor
 from app.api.sync_schemas import SyncRun
 from app.settings import Settings
-from app.sync.full import district_lock
+from app.sync.locks import district_lock
 from app.sync.queue import QUEUE_NAME, sync_job_id
 from app.sync.runs import RunStatus
 from app.sync.service import SyncDeps
