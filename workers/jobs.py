@@ -17,7 +17,13 @@ from sqlalchemy import text
 from app.settings import Settings, parse_cron
 from app.sync import runs
 from app.sync.full import SyncError, decide_held_run
-from app.sync.queue import APPLY_HELD_FUNCTION, SYNC_FUNCTION, DistrictBusyError, request_sync
+from app.sync.queue import (
+    APPLY_HELD_FUNCTION,
+    SYNC_FUNCTION,
+    DistrictBusyError,
+    reap_dead_runs,
+    request_sync,
+)
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 
@@ -141,6 +147,15 @@ async def poll_events(ctx: dict[str, Any]) -> int:
     return queued
 
 
+async def reap_runs(ctx: dict[str, Any]) -> int:
+    """Fail runs whose worker died and free their districts (every minute)."""
+    deps: SyncDeps = ctx["sync"]
+    reaped = await reap_dead_runs(ctx["redis"], deps.pool)
+    for run_id in reaped:
+        logger.warning("interrupted sync run failed by the reaper", extra={"run_id": str(run_id)})
+    return len(reaped)
+
+
 async def check_connections(ctx: dict[str, Any]) -> dict[str, str]:
     """Report that this worker reaches Postgres and Redis (a diagnostic job)."""
     async with ctx["engine"].connect() as connection:
@@ -167,7 +182,8 @@ FUNCTIONS: list[Any] = [
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
     """Full syncs of every district on SYNC_FULL_CRON (UTC); the events poll every 30 s,
-    which queues the districts due after SYNC_EVENTS_INTERVAL_SECONDS."""
+    which queues the districts due after SYNC_EVENTS_INTERVAL_SECONDS; the reaper of dead
+    runs every minute (and when the worker starts)."""
     minute, hour, day, month, weekday = parse_cron(settings.sync_full_cron)
     return [
         cron(
@@ -188,4 +204,5 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             unique=True,
             run_at_startup=False,
         ),
+        cron(reap_runs, name="reap_runs", second={15}, unique=True, run_at_startup=True),
     ]

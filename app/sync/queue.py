@@ -184,6 +184,41 @@ async def approval_pending(redis: ArqRedis, run_id: uuid.UUID, district_id: str)
     return _applies(await _district_job(_as_queue(redis), district_id), run_id)
 
 
+INTERRUPTED = "interrupted: the process running it stopped"
+
+
+async def reap_dead_runs(redis: ArqRedis, pool: asyncpg.Pool) -> list[uuid.UUID]:
+    """Fail the runs left `running` by a process that died, and free their districts' job
+    ids; the worker's reaper calls it every minute, so no trigger is needed.
+
+    A sync holds its district's lock from before it marks its run running until after it
+    ends it, and the lock dies with the process: a running run whose district nobody holds
+    is dead for certain. Its arq job (in progress for the whole job timeout otherwise) is
+    forgotten, so the district can be queued again at once.
+    """
+    queue = _as_queue(redis)
+    async with pool.acquire() as connection:
+        running = await connection.fetch(
+            "SELECT id, district_id FROM sync_runs WHERE status = 'running' ORDER BY created_at"
+        )
+    reaped: list[uuid.UUID] = []
+    for candidate in running:
+        run_id: uuid.UUID = candidate["id"]
+        district_id: str = candidate["district_id"]
+        async with _district_queue(pool, district_id) as connection:
+            if await is_district_locked(connection, district_id):
+                continue
+            run = await runs.get_run(connection, run_id)
+            if run is None or run["status"] != RunStatus.RUNNING:
+                continue
+            await runs.finish_run(connection, run_id, RunStatus.FAILED, error=INTERRUPTED)
+            job = await _district_job(queue, district_id)
+            if job is not None and job.run_id in (run_id, None):
+                await _forget_abandoned(queue, district_id)
+        reaped.append(run_id)
+    return reaped
+
+
 def _applies(job: _Job | None, run_id: uuid.UUID) -> bool:
     return job is not None and job.function == APPLY_HELD_FUNCTION and job.run_id == run_id
 
@@ -262,7 +297,7 @@ def _why_dead(run: asyncpg.Record, job: _Job | None, *, locked: bool) -> str | N
     """Why nothing will finish this queued or running run, or None if something will."""
     if run["status"] == RunStatus.RUNNING:
         # A sync holds the district's lock from before it starts its run until it ends it.
-        return None if locked else "interrupted: the process running it stopped"
+        return None if locked else INTERRUPTED
     if job is not None and job.run_id == run["id"]:
         return None
     if run["starting"]:

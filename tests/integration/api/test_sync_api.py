@@ -26,7 +26,7 @@ from app.api.pagination import encode_cursor
 from app.api.sync_schemas import SyncRun
 from app.settings import Settings
 from app.sync.locks import district_lock
-from app.sync.queue import QUEUE_NAME, sync_job_id
+from app.sync.queue import INTERRUPTED, QUEUE_NAME, reap_dead_runs, sync_job_id
 from app.sync.runs import RunStatus
 from app.sync.service import SyncDeps
 from sandbox.district import SandboxDistrict
@@ -280,6 +280,34 @@ async def test_a_running_sync_holding_the_district_lock_is_joined(
         assert acquired
         joined = _run(await _trigger(api, keys.sync, district_id), 200)
         assert joined["id"] == running["id"] and joined["status"] == "running"
+
+
+async def test_the_reaper_fails_a_dead_run_and_frees_its_district_but_spares_a_live_one(
+    api: httpx.AsyncClient, keys: Keys, mirrored: Mirrored, queue: ArqRedis, api_pool: asyncpg.Pool
+) -> None:
+    dead_district, live_district = mirrored.s.id, mirrored.other.id
+    dead = uuid.UUID(_run(await _trigger(api, keys.sync, dead_district), 202)["id"])
+    live = uuid.UUID(_run(await _trigger(api, keys.sync, live_district), 202)["id"])
+    await api_pool.execute(
+        "UPDATE sync_runs SET status = 'running', started_at = now() WHERE id = ANY($1)",
+        [dead, live],
+    )
+    # A worker took both jobs; the one syncing the first district was killed.
+    for district_id in (dead_district, live_district):
+        await queue.set(in_progress_key_prefix + sync_job_id(district_id), b"1")
+    async with district_lock(api_pool, live_district) as acquired:
+        assert acquired
+        assert await reap_dead_runs(queue, api_pool) == [dead]
+        assert await reap_dead_runs(queue, api_pool) == []
+    reaped = await run_row(api_pool, dead)
+    assert (reaped["status"], reaped["error"]) == ("failed", INTERRUPTED)
+    assert (await run_row(api_pool, live))["status"] == "running"
+    assert await queued_job(queue, dead_district) is None
+    assert not await queue.exists(in_progress_key_prefix + sync_job_id(dead_district))
+    assert await queue.exists(in_progress_key_prefix + sync_job_id(live_district))
+    # The district is free: a trigger queues a new run at once.
+    fresh = _run(await _trigger(api, keys.sync, dead_district), 202)
+    assert fresh["id"] != str(dead)
 
 
 async def test_a_roster_sync_run_starting_in_another_process_is_joined_until_it_is_stale(
