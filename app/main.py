@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sections.router,
         users.router,
         sync.router,
+        sync.webhook_router,
         warnings.router,
     ):
         app.include_router(router)

@@ -6,9 +6,9 @@ Both are pure ASGI middleware, so they work before FastAPI parses anything:
   `timeout_seconds`, and hands the app the bytes it read. A larger body is refused (413) as
   soon as its `Content-Length` or its bytes so far say so, a slow one (408) when the time is
   up: nothing downstream (authentication, webhook signatures) can be made to buffer more.
-* `SecurityHeadersMiddleware` marks every response `X-Content-Type-Options: nosniff` and
-  roster data (`/v1/...`) `Cache-Control: no-store`: student records must not be kept by
-  browsers or shared caches.
+* `SecurityHeadersMiddleware` marks every response `X-Content-Type-Options: nosniff`, and
+  roster data and syncs (`/v1/...`, `/sync`) `Cache-Control: no-store`: student records
+  must not be kept by browsers or shared caches.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import PROBLEM_CONTENT_TYPE
 
-API_PREFIX = "/v1/"
+# Paths whose answers must not be stored: roster data and the sync endpoints.
+NO_STORE_PREFIXES = ("/v1/", "/sync")
 
 
 async def send_problem(
@@ -140,7 +141,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = scope["path"].startswith(API_PREFIX)
+        no_store = scope["path"].startswith(NO_STORE_PREFIXES)
         replaced = (
             {b"x-content-type-options", b"cache-control"}
             if no_store

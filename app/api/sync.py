@@ -51,36 +51,51 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 RunId = Annotated[uuid.UUID, Path(description="A sync run's id (a UUID).")]
 
 
+SYNC_CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": SyncRun,
+        "description": "A sync of the district was already queued or running (or this "
+        "webhook delivery was seen before): that run.",
+    },
+    202: {"description": "A new run was queued."},
+    401: {
+        "model": Problem,
+        "description": "Neither a valid API key nor a valid, fresh webhook signature.",
+    },
+    **not_found_responses("district"),
+    409: {
+        "model": Problem,
+        "description": "An approved held run of the district is being applied, or this "
+        "webhook delivery is still being handled; try again shortly.",
+    },
+    408: {"model": Problem, "description": "The body took too long to arrive."},
+    413: {
+        "model": Problem,
+        "description": "The body is larger than the service accepts (API_MAX_BODY_BYTES); "
+        "refused before the key or signature is checked.",
+    },
+    503: {"model": Problem, "description": "Clever could not be asked about the district."},
+}
+
+# Webhook senders are configured with a URL once: `POST /sync` stays where it is whatever
+# version the API is at, and takes and answers exactly what `POST /v1/sync` does.
+webhook_router = APIRouter(tags=["sync"], responses=AUTH_RESPONSES)
+
+
+@webhook_router.post(
+    "/sync",
+    name="sync-create-webhook",
+    status_code=202,
+    response_model=SyncRun,
+    responses=SYNC_CREATE_RESPONSES,
+    openapi_extra={"security": [{}]},
+)
 @router.post(
     "/sync",
     name="sync-create",
     status_code=202,
     response_model=SyncRun,
-    responses={
-        200: {
-            "model": SyncRun,
-            "description": "A sync of the district was already queued or running (or this "
-            "webhook delivery was seen before): that run.",
-        },
-        202: {"description": "A new run was queued."},
-        401: {
-            "model": Problem,
-            "description": "Neither a valid API key nor a valid, fresh webhook signature.",
-        },
-        **not_found_responses("district"),
-        409: {
-            "model": Problem,
-            "description": "An approved held run of the district is being applied, or this "
-            "webhook delivery is still being handled; try again shortly.",
-        },
-        408: {"model": Problem, "description": "The body took too long to arrive."},
-        413: {
-            "model": Problem,
-            "description": "The body is larger than the service accepts (API_MAX_BODY_BYTES); "
-            "refused before the key or signature is checked.",
-        },
-        503: {"model": Problem, "description": "Clever could not be asked about the district."},
-    },
+    responses=SYNC_CREATE_RESPONSES,
     # A key, or no key at all when the webhook headers sign the request.
     openapi_extra={"security": [{}]},
 )

@@ -93,6 +93,23 @@ async def test_a_signed_delivery_queues_a_webhook_run(
     assert (job.kwargs["run_id"], job.kwargs["trigger"]) == (run["id"], "webhook")
 
 
+async def test_the_unversioned_path_answers_as_the_v1_one(
+    hooked: httpx.AsyncClient, mirrored: Mirrored, queue: ArqRedis
+) -> None:
+    body = _body(mirrored.s.id)
+    headers = _signed(body)
+    run = _run(await hooked.post("/sync", content=body, headers=headers), 202)
+    assert (run["district_id"], run["trigger"]) == (mirrored.s.id, "webhook")
+    # The same delivery on either path is one delivery: the replay is answered with its run.
+    replay = _run(await _deliver(hooked, body, headers), 200)
+    assert replay["id"] == run["id"]
+    unsigned = await hooked.post(
+        "/sync", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert unsigned.status_code == 401
+    assert unsigned.headers["cache-control"] == "no-store"
+
+
 async def test_the_rotated_in_secret_is_accepted_too(
     hooked: httpx.AsyncClient, mirrored: Mirrored
 ) -> None:
