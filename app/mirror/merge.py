@@ -312,7 +312,7 @@ async def apply_batch(
         counts.entities[entity].deactivated = await _deactivate(
             connection, staging, entity, district_id
         )
-    await _refresh_section_display_names(connection, district_id)
+    await _refresh_section_display_names(connection, staging, district_id, full=full)
     await _end_links_to_deactivated(connection, staging, district_id)
     await _stage_reference_warnings(connection, staging, district_id, full=full)
     counts.links["user_schools"] = await _merge_user_schools(connection, staging, district_id)
@@ -396,13 +396,27 @@ async def _deactivate(
     return _affected(result)
 
 
-async def _refresh_section_display_names(connection: asyncpg.Connection, district_id: str) -> None:
+async def _refresh_section_display_names(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, *, full: bool
+) -> None:
     """Named sections show their name; unnamed ones `Course - Period N - Teacher`.
 
     Only rows whose display name differs are written, so an unchanged district costs no write.
+    A full batch looks at every section of the district; a batch of events only at the
+    sections whose name, course or primary teacher it staged.
     """
+    affected = (
+        ""
+        if full
+        else f"""
+              AND (s.id IN (SELECT id FROM {staging.table("sections")} WHERE raw IS NOT NULL)
+                   OR s.course_id IN (SELECT id FROM {staging.table("courses")}
+                                      WHERE raw IS NOT NULL)
+                   OR s.primary_teacher_id IN (SELECT id FROM {staging.table("users")}
+                                               WHERE raw IS NOT NULL))"""
+    )
     await connection.execute(
-        """
+        f"""
         UPDATE sections t SET display_name = g.display_name
         FROM (
             SELECT s.id, COALESCE(
@@ -415,7 +429,7 @@ async def _refresh_section_display_names(connection: asyncpg.Connection, distric
             FROM sections s
             LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = s.district_id
             LEFT JOIN users u ON u.id = s.primary_teacher_id AND u.district_id = s.district_id
-            WHERE s.district_id = $1
+            WHERE s.district_id = $1 {affected}
         ) g
         WHERE t.id = g.id AND t.display_name IS DISTINCT FROM g.display_name
         """,
@@ -545,11 +559,12 @@ def _scope(staging: Staging, owner_entity: str, owner_column: str) -> str:
     """SQL condition limiting live links to those this batch speaks for: the links of
     records it staged in full, and of records it deleted. A record a full sync found
     unchanged keeps its links as they are."""
+    # One IN over a UNION ALL, not two INs joined by OR: the planner can then probe the
+    # link's index per owner instead of scanning every link of the district.
     return (
-        f"(t.{owner_column} IN (SELECT id FROM {staging.table(owner_entity)}"
-        f" WHERE raw IS NOT NULL)"
-        f" OR t.{owner_column} IN (SELECT id FROM {staging.table('deletions')}"
-        f" WHERE entity = '{owner_entity}'))"
+        f"t.{owner_column} IN (SELECT id FROM {staging.table(owner_entity)}"
+        f" WHERE raw IS NOT NULL UNION ALL SELECT id FROM {staging.table('deletions')}"
+        f" WHERE entity = '{owner_entity}')"
     )
 
 

@@ -25,6 +25,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,7 +116,9 @@ async def _apply_events(
     Raises CleverEventsUnavailable (before anything is applied, when Clever refuses the
     cursor) for the caller to fall back on; any other failure fails the run.
     """
-    staging = Staging(run_id)
+    # Temporary tables, emptied for every page at no file-sync cost: all of the run's
+    # staging goes through the one connection below.
+    staging = Staging(run_id, temporary=True)
     async with pool.acquire() as connection:
         await runs.fail_interrupted_runs(connection, district_id, run_id)
         await runs.start_run(connection, run_id)
@@ -124,8 +127,7 @@ async def _apply_events(
     events: Counter[str] = Counter()
     warnings_seen = 0
     try:
-        async with pool.acquire() as connection:
-            await staging.create(connection)
+        async with pool.acquire() as connection, _staged(connection, staging):
             pages = 0
             # The next page is fetched and normalized while this one is merged.
             batches = _normalized(
@@ -162,13 +164,10 @@ async def _apply_events(
                 warnings_count=warnings_seen,
                 clever_requests=client.request_count,
             )
-            await staging.drop(connection)
             return SyncOutcome(
                 run_id, RunStatus.SUCCEEDED, counts=counts_dict, warnings=warnings_seen
             )
     except CleverEventsUnavailable:
-        async with pool.acquire() as connection:
-            await staging.drop(connection)
         raise
     except Exception as exc:
         message = describe(exc)
@@ -184,8 +183,20 @@ async def _apply_events(
                 error=message,
                 clever_requests=client.request_count,
             )
-            await staging.drop(connection)
         return SyncOutcome(run_id, RunStatus.FAILED, error=message)
+
+
+@asynccontextmanager
+async def _staged(connection: asyncpg.Connection, staging: Staging) -> AsyncIterator[None]:
+    """The run's temporary staging tables on `connection` for the block, dropped after it
+    (a connection that broke takes them with it)."""
+    await staging.create(connection)
+    try:
+        yield
+    finally:
+        if not connection.is_closed():
+            with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await staging.drop(connection)
 
 
 async def _normalized(
