@@ -405,15 +405,18 @@ async def _refresh_section_display_names(
     A full batch looks at every section of the district; a batch of events only at the
     sections whose name, course or primary teacher it staged.
     """
+    # The few sections a batch of events can rename, looked up first so that their courses
+    # and teachers are probed by id, not hashed district-wide.
     affected = (
         ""
         if full
         else f"""
-              AND (s.id IN (SELECT id FROM {staging.table("sections")} WHERE raw IS NOT NULL)
-                   OR s.course_id IN (SELECT id FROM {staging.table("courses")}
-                                      WHERE raw IS NOT NULL)
-                   OR s.primary_teacher_id IN (SELECT id FROM {staging.table("users")}
-                                               WHERE raw IS NOT NULL))"""
+              AND s.id IN (
+                  SELECT id FROM {staging.table("sections")} WHERE raw IS NOT NULL
+                  UNION SELECT x.id FROM sections x WHERE x.course_id IN (
+                      SELECT id FROM {staging.table("courses")} WHERE raw IS NOT NULL)
+                  UNION SELECT x.id FROM sections x WHERE x.primary_teacher_id IN (
+                      SELECT id FROM {staging.table("users")} WHERE raw IS NOT NULL))"""
     )
     await connection.execute(
         f"""

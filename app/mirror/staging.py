@@ -93,6 +93,15 @@ ALL_KINDS: tuple[StageKind, ...] = (
 )
 
 
+def _join_keys(kind: StageKind) -> tuple[str, ...]:
+    """The columns the merge joins a staged table on."""
+    if kind.name in ENTITY_KINDS:
+        return ("id",)
+    if kind is ISSUES:
+        return ("entity", "record_id")
+    return kind.columns[:2]
+
+
 def table_prefix(run_id: uuid.UUID) -> str:
     return f"r{run_id.hex}_"
 
@@ -137,12 +146,6 @@ class Staging:
                         f"CREATE UNLOGGED TABLE {table} ({columns})"
                         " WITH (autovacuum_enabled = false)"
                     )
-                if "raw" in kind.columns:
-                    # The planner never needs statistics of the JSON, and gathering them
-                    # is most of what analyzing a staged collection costs.
-                    await connection.execute(
-                        f"ALTER TABLE {table} ALTER COLUMN raw SET STATISTICS 0"
-                    )
 
     async def copy(
         self, connection: asyncpg.Connection, kind: StageKind, rows: Sequence[tuple[Any, ...]]
@@ -158,15 +161,26 @@ class Staging:
         )
 
     async def analyze(self, connection: asyncpg.Connection) -> None:
-        """Give the planner real statistics: freshly filled tables otherwise look empty."""
-        for kind in ALL_KINDS:
-            await connection.execute(f"ANALYZE {self.table(kind.name)}")
+        """Give the planner real statistics: freshly filled tables otherwise look empty.
 
-    async def truncate(self, connection: asyncpg.Connection) -> None:
-        """Empty this run's tables for its next batch."""
-        await connection.execute(
-            "TRUNCATE " + ", ".join(self.table(kind.name) for kind in ALL_KINDS)
-        )
+        A temporary table holds one small batch of events, whose records are all staged in
+        full: its size and the spread of its join keys are all the planner needs, and
+        sampling every column of every record would cost more than merging them.
+        """
+        for kind in ALL_KINDS:
+            keys = f" ({', '.join(_join_keys(kind))})" if self.temporary else ""
+            await connection.execute(f"ANALYZE {self.table(kind.name)}{keys}")
+
+    async def empty(self, connection: asyncpg.Connection) -> None:
+        """Empty this run's tables for its next batch.
+
+        DELETE and VACUUM rather than TRUNCATE: truncating a table makes Postgres scan the
+        whole buffer pool for its pages, which costs more than deleting a batch's rows.
+        """
+        for kind in ALL_KINDS:
+            await connection.execute(f"DELETE FROM {self.table(kind.name)}")
+        tables = ", ".join(self.table(kind.name) for kind in ALL_KINDS)
+        await connection.execute(f"VACUUM (TRUNCATE false) {tables}")
 
     async def drop(self, connection: asyncpg.Connection) -> None:
         for kind in ALL_KINDS:

@@ -217,7 +217,7 @@ async def _apply_batch(
 ) -> merge.BatchCounts:
     """Stage one page's records and deletions, then merge them and move the cursor in one
     transaction."""
-    await staging.truncate(connection)
+    await staging.empty(connection)
     for kind, rows in batch:
         await staging.copy(connection, kind, rows)
     async with connection.transaction():
