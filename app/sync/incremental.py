@@ -21,6 +21,7 @@ Events of other kinds (`resources.*`, anything unknown) are counted in the run a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -202,9 +203,15 @@ async def _staged(connection: asyncpg.Connection, staging: Staging) -> AsyncIter
 async def _normalized(
     pages: AsyncIterator[Page[Any]], district_id: str, sensitive: bool, events: Counter[str]
 ) -> AsyncIterator[tuple[Page[Any], Batch]]:
-    """Each page of events (fetched ahead) with its staging rows."""
+    """Each page of events (fetched ahead) with its staging rows.
+
+    Normalizing a page is pure Python: in a thread of its own it overlaps the merge of the
+    previous page, whose statements need this event loop only between round trips.
+    """
     async for page in read_ahead(pages):
-        yield page, _event_batch(page, district_id, sensitive, events)
+        batch, counted = await asyncio.to_thread(_event_batch, page, district_id, sensitive)
+        events.update(counted)
+        yield page, batch
 
 
 async def _apply_batch(
@@ -227,12 +234,13 @@ async def _apply_batch(
     return counts
 
 
-def _event_batch(page: Page[Any], district_id: str, sensitive: bool, events: Counter[str]) -> Batch:
-    """The staging rows of a page of events; `events` counts them by what became of them.
+def _event_batch(page: Page[Any], district_id: str, sensitive: bool) -> tuple[Batch, Counter[str]]:
+    """The staging rows of a page of events, and its events counted by what became of them.
 
     Per record the page's last event wins, so a record deleted and created again in one page
     ends up live, and one updated then deleted ends up deleted.
     """
+    events: Counter[str] = Counter()
     latest: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     for raw in page.raw_records:
         collection, _, action = str(raw.get("type") or "").rpartition(".")
@@ -269,7 +277,7 @@ def _event_batch(page: Page[Any], district_id: str, sensitive: bool, events: Cou
             batch.extend(normalized_batch(collection, kept, sensitive))
     if deletions:
         batch.append((DELETIONS, deletions))
-    return _merged(batch)
+    return _merged(batch), events
 
 
 def _merged(batch: Batch) -> Batch:
