@@ -403,21 +403,33 @@ async def _refresh_section_display_names(
 
     Only rows whose display name differs are written, so an unchanged district costs no write.
     A full batch looks at every section of the district; a batch of events only at the
-    sections whose name, course or primary teacher it staged.
+    sections it staged, or whose course or primary teacher it staged (found through indexes:
+    a batch of a few thousand students must not cost a pass over the district's sections).
     """
-    # The few sections a batch of events can rename, looked up first so that their courses
-    # and teachers are probed by id, not hashed district-wide.
-    affected = (
-        ""
-        if full
-        else f"""
-              AND s.id IN (
-                  SELECT id FROM {staging.table("sections")} WHERE raw IS NOT NULL
-                  UNION SELECT x.id FROM sections x WHERE x.course_id IN (
-                      SELECT id FROM {staging.table("courses")} WHERE raw IS NOT NULL)
-                  UNION SELECT x.id FROM sections x WHERE x.primary_teacher_id IN (
-                      SELECT id FROM {staging.table("users")} WHERE raw IS NOT NULL))"""
-    )
+    conditions = "s.district_id = $1"
+    args: list[object] = [district_id]
+    if not full:
+        affected: list[str] = await connection.fetchval(
+            f"""
+            SELECT coalesce(array_agg(DISTINCT id), '{{}}') FROM (
+                SELECT id FROM {staging.table("sections")} WHERE raw IS NOT NULL
+                UNION ALL
+                SELECT x.id FROM {staging.table("courses")} c
+                JOIN sections x ON x.course_id = c.id AND x.district_id = $1
+                WHERE c.raw IS NOT NULL
+                UNION ALL
+                SELECT st.section_id FROM {staging.table("users")} u
+                JOIN section_teachers st ON st.teacher_id = u.id AND st.district_id = $1
+                     AND st.position = 0
+                WHERE u.raw IS NOT NULL
+            ) a
+            """,
+            district_id,
+        )
+        if not affected:
+            return
+        conditions += " AND s.id = ANY($2::text[])"
+        args.append(affected)
     await connection.execute(
         f"""
         UPDATE sections t SET display_name = g.display_name
@@ -432,11 +444,11 @@ async def _refresh_section_display_names(
             FROM sections s
             LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = s.district_id
             LEFT JOIN users u ON u.id = s.primary_teacher_id AND u.district_id = s.district_id
-            WHERE s.district_id = $1 {affected}
+            WHERE {conditions}
         ) g
         WHERE t.id = g.id AND t.display_name IS DISTINCT FROM g.display_name
         """,
-        district_id,
+        *args,
     )
 
 

@@ -186,3 +186,25 @@ async def test_the_events_poll_queues_an_incremental_sync_once_a_district_is_due
             assert await poll_events(ctx) == 0
         finally:
             await forget_jobs(queue, [district.id])
+
+
+async def test_renaming_a_teacher_by_event_renames_their_unnamed_sections(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    district = tiny_sandbox.districts[0]
+    deps = _deps(settings, tiny_sandbox, mirror_pool)
+    await sync_ok(deps, district=district)
+    section_id = district.truth.edge_cases["section_no_name"]
+    found = district.get(section_id)
+    assert found is not None and not found[1].get("name")
+    teacher_id = found[1]["teacher"]
+    before = await mirror_pool.fetchval(
+        "SELECT display_name FROM sections WHERE id = $1", section_id
+    )
+    district.update(teacher_id, {"name": {"last": "Renamed-By-Event"}})
+    await _incremental(deps, district)
+    after = await mirror_pool.fetchval(
+        "SELECT display_name FROM sections WHERE id = $1", section_id
+    )
+    assert "Renamed-By-Event" not in before
+    assert after.endswith("Renamed-By-Event")
