@@ -96,23 +96,7 @@ async def apply_held_run(
 async def schedule_full_syncs(ctx: dict[str, Any]) -> int:
     """Queue a full sync of every district a token serves (the SYNC_FULL_CRON job)."""
     deps: SyncDeps = ctx["sync"]
-    queued = 0
-    for district_id in await deps.tokens.district_ids():
-        try:
-            request = await request_sync(
-                ctx["redis"],
-                deps.pool,
-                district_id,
-                mode=RunMode.FULL,
-                trigger=RunTrigger.SCHEDULE,
-            )
-        except DistrictBusyError as exc:
-            logger.warning(
-                "scheduled sync not queued", extra={"district_id": district_id, "error": str(exc)}
-            )
-            continue
-        queued += request.queued
-    return queued
+    return await _queue_syncs(ctx, await deps.tokens.district_ids(), RunMode.FULL)
 
 
 async def poll_events(ctx: dict[str, Any]) -> int:
@@ -128,19 +112,22 @@ async def poll_events(ctx: dict[str, Any]) -> int:
         due = await runs.due_for_poll(
             connection, district_ids, deps.settings.sync_events_interval_seconds
         )
+    return await _queue_syncs(ctx, due, RunMode.INCREMENTAL)
+
+
+async def _queue_syncs(ctx: dict[str, Any], district_ids: list[str], mode: RunMode) -> int:
+    """Ask for a scheduled sync of each district; how many new runs were queued."""
+    deps: SyncDeps = ctx["sync"]
     queued = 0
-    for district_id in due:
+    for district_id in district_ids:
         try:
             request = await request_sync(
-                ctx["redis"],
-                deps.pool,
-                district_id,
-                mode=RunMode.INCREMENTAL,
-                trigger=RunTrigger.SCHEDULE,
+                ctx["redis"], deps.pool, district_id, mode=mode, trigger=RunTrigger.SCHEDULE
             )
         except DistrictBusyError as exc:
-            logger.info(
-                "events poll not queued", extra={"district_id": district_id, "error": str(exc)}
+            logger.warning(
+                "scheduled sync not queued",
+                extra={"district_id": district_id, "mode": mode.value, "error": str(exc)},
             )
             continue
         queued += request.queued

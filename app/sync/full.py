@@ -148,21 +148,36 @@ async def run_full_sync_locked(
                 await merge.analyze_live(connection)
             return outcome
     except Exception as exc:
-        message = describe(exc)
-        logger.warning(
-            "full sync failed",
-            extra={"district_id": district_id, "run_id": str(run_id), "error": message},
-        )
+        outcome = await fail_run(pool, client, district_id, run_id, exc, mode="full")
         async with pool.acquire() as connection:
-            await runs.finish_run(
-                connection,
-                run_id,
-                RunStatus.FAILED,
-                error=message,
-                clever_requests=client.request_count,
-            )
             await staging.drop(connection)
-        return SyncOutcome(run_id, RunStatus.FAILED, error=message)
+        return outcome
+
+
+async def fail_run(
+    pool: asyncpg.Pool,
+    client: CleverClient,
+    district_id: str,
+    run_id: uuid.UUID,
+    exc: Exception,
+    *,
+    mode: str,
+) -> SyncOutcome:
+    """Record that a run failed, with the cause in words (never a token)."""
+    message = describe(exc)
+    logger.warning(
+        f"{mode} sync failed",
+        extra={"district_id": district_id, "run_id": str(run_id), "error": message},
+    )
+    async with pool.acquire() as connection:
+        await runs.finish_run(
+            connection,
+            run_id,
+            RunStatus.FAILED,
+            error=message,
+            clever_requests=client.request_count,
+        )
+    return SyncOutcome(run_id, RunStatus.FAILED, error=message)
 
 
 def _changed_much(outcome: SyncOutcome) -> bool:

@@ -43,7 +43,7 @@ from app.sync.full import (
     SyncOptions,
     SyncOutcome,
     coalesce,
-    describe,
+    fail_run,
     normalized_batch,
     read_ahead,
     run_full_sync_locked,
@@ -170,20 +170,7 @@ async def _apply_events(
     except CleverEventsUnavailable:
         raise
     except Exception as exc:
-        message = describe(exc)
-        logger.warning(
-            "incremental sync failed",
-            extra={"district_id": district_id, "run_id": str(run_id), "error": message},
-        )
-        async with pool.acquire() as connection:
-            await runs.finish_run(
-                connection,
-                run_id,
-                RunStatus.FAILED,
-                error=message,
-                clever_requests=client.request_count,
-            )
-        return SyncOutcome(run_id, RunStatus.FAILED, error=message)
+        return await fail_run(pool, client, district_id, run_id, exc, mode="incremental")
 
 
 @asynccontextmanager
