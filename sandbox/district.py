@@ -447,17 +447,7 @@ class SandboxDistrict:
         code = self._code_for(collection, role)
         serial = self._next_created
         record_id = self._new_id(code)
-        now = self.events.clock.now()
-        new = deep_merge(self._template(code, serial), record or {})
-        new["id"] = record_id
-        new["district"] = self.id
-        if "created" in new:
-            new["created"] = now
-        if "last_modified" in new:
-            new["last_modified"] = now
-        self._store(record_id, new)
-        self._live_counts[code] += 1
-        self.events.snapshot(f"{collection}.created", new)
+        self._add(collection, code, serial, record_id, record)
         return record_id
 
     def create_with_id(
@@ -474,23 +464,36 @@ class SandboxDistrict:
         code = self._code_for(collection, role)
         if self.codec.decode(record_id) is not None or record_id in self._foreign_codes:
             raise ChangeError(f"{record_id} is already an id of district {self.id}")
-        now = self.events.clock.now()
-        new = deep_merge(self._template(code, self._next_created), record or {})
+        serial = self._next_created
         self._next_created += 1
+        ids = self._foreign.setdefault(code, [])
+        ids.append(record_id)
+        ids.sort()
+        self._foreign_codes[record_id] = code
+        self._add(collection, code, serial, record_id, record)
+        return record_id
+
+    def _add(
+        self,
+        collection: str,
+        code: Code,
+        serial: int,
+        record_id: str,
+        record: Mapping[str, Any] | None,
+    ) -> None:
+        """Store a new record built from the template of `serial` and `record`, and record
+        its `created` event."""
+        now = self.events.clock.now()
+        new = deep_merge(self._template(code, serial), record or {})
         new["id"] = record_id
         new["district"] = self.id
         if "created" in new:
             new["created"] = now
         if "last_modified" in new:
             new["last_modified"] = now
-        ids = self._foreign.setdefault(code, [])
-        ids.append(record_id)
-        ids.sort()
-        self._foreign_codes[record_id] = code
         self._store(record_id, new)
         self._live_counts[code] += 1
         self.events.snapshot(f"{collection}.created", new)
-        return record_id
 
     def update(self, record_id: str, changes: Mapping[str, Any]) -> Record:
         """Merge `changes` into a record (nested dicts merge); returns the new record."""
