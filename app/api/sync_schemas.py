@@ -42,13 +42,18 @@ class SyncRun(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None = Field(description="Empty while queued, running or held.")
     counts: dict[str, dict[str, int]] = Field(
-        description="Per table: rows `created`, `updated`, `deactivated`, `unchanged` (and "
-        "warnings `opened`, `resolved`)."
+        description="Per table: rows `created`, `updated`, `deactivated`, `unchanged` (a "
+        "full sync counts every live row and link it left as it was; an incremental one, "
+        "those of the records its events named). `data_warnings`: `opened`, `seen_again` "
+        "(still true from an earlier run), `resolved`. An incremental run also counts its "
+        "`events`: `applied`, `skipped` (kinds it does not mirror), `invalid`."
     )
     progress: dict[str, dict[str, int]] = Field(
         description="Per Clever collection: `pages` and `records` read so far."
     )
-    warnings_count: int = Field(description="Data warnings the run saw.")
+    warnings_count: int = Field(
+        description="Data warnings the run found true: `opened` plus `seen_again`."
+    )
     clever_requests: int = Field(description="Requests the run made to Clever.")
     error: str | None = Field(description="Why the run failed (or was coalesced or rejected).")
     held_reason: str | None = Field(description="What the mass-change guard found too much.")

@@ -58,15 +58,22 @@ class BatchCounts:
     entities: dict[str, EntityCounts] = field(default_factory=dict)
     links: dict[str, EntityCounts] = field(default_factory=dict)
     warnings_opened: int = 0
+    # Open warnings the batch found still true: of the whole district for a full batch (an
+    # unchanged record's warnings still hold), of the records it staged otherwise.
+    warnings_seen_again: int = 0
     warnings_resolved: int = 0
-    # Distinct problems the batch found, new or already known.
-    warnings_seen: int = 0
+
+    @property
+    def warnings_found(self) -> int:
+        """The problems the batch found, new or already known."""
+        return self.warnings_opened + self.warnings_seen_again
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         result = {name: vars(counts) for name, counts in self.entities.items()}
         result |= {name: vars(counts) for name, counts in self.links.items()}
         result["data_warnings"] = {
             "opened": self.warnings_opened,
+            "seen_again": self.warnings_seen_again,
             "resolved": self.warnings_resolved,
         }
         return result
@@ -315,19 +322,27 @@ async def apply_batch(
     await _refresh_section_display_names(connection, staging, district_id, full=full)
     await _end_links_to_deactivated(connection, staging, district_id)
     await _stage_reference_warnings(connection, staging, district_id, full=full)
-    counts.links["user_schools"] = await _merge_user_schools(connection, staging, district_id)
-    counts.links["contact_relationships"] = await _merge_contacts(connection, staging, district_id)
-    counts.links["section_teachers"] = await _merge_section_teachers(
-        connection, staging, district_id
-    )
+    for spec in (USER_SCHOOLS, CONTACT_RELATIONSHIPS, SECTION_TEACHERS):
+        counts.links[spec.table] = await _merge_links(connection, staging, spec, district_id)
     counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
     counts.warnings_opened, counts.warnings_resolved = await _merge_warnings(
         connection, staging, district_id, run_id, full=full
     )
-    counts.warnings_seen = await connection.fetchval(
-        "SELECT count(*) FROM (SELECT DISTINCT entity, record_id, field, code"
-        f" FROM {staging.table('issues')}) seen"
-    )
+    if full:
+        found = await connection.fetchval(
+            "SELECT count(*) FROM data_warnings WHERE district_id = $1 AND resolved_at IS NULL",
+            district_id,
+        )
+    else:
+        found = await connection.fetchval(
+            "SELECT count(*) FROM (SELECT DISTINCT entity, record_id, field, code"
+            f" FROM {staging.table('issues')}) seen"
+        )
+    counts.warnings_seen_again = max(0, found - counts.warnings_opened)
+    for spec in LINKS:
+        counts.links[spec.table].unchanged = await _unchanged_links(
+            connection, staging, spec, counts.links[spec.table], district_id, full=full
+        )
     return counts
 
 
@@ -591,6 +606,60 @@ class _LinkSpec:
     values: tuple[str, ...]
     # (column, table) pairs a staged link must find active to be kept.
     references: tuple[tuple[str, str], ...]
+    # SQL condition on the live row `t`: the link holds now.
+    active: str = "t.deleted_at IS NULL"
+
+
+USER_SCHOOLS = _LinkSpec(
+    table="user_schools",
+    owner_entity="users",
+    keys=("user_id", "role", "school_id"),
+    values=("is_primary",),
+    references=(("school_id", "schools"),),
+)
+CONTACT_RELATIONSHIPS = _LinkSpec(
+    table="contact_relationships",
+    owner_entity="users",
+    keys=("contact_id", "student_id"),
+    values=("relationship", "type"),
+    references=(("student_id", "users"),),
+)
+SECTION_TEACHERS = _LinkSpec(
+    table="section_teachers",
+    owner_entity="sections",
+    keys=("section_id", "teacher_id"),
+    values=("position", "is_primary"),
+    references=(("teacher_id", "users"),),
+)
+# Enrollments keep their history: merged by `_merge_enrollments`, not `_merge_links`.
+ENROLLMENTS = _LinkSpec(
+    table="enrollments",
+    owner_entity="sections",
+    keys=("section_id", "student_id"),
+    values=(),
+    references=(("student_id", "users"),),
+    active="t.ended_at IS NULL",
+)
+LINKS = (USER_SCHOOLS, CONTACT_RELATIONSHIPS, SECTION_TEACHERS, ENROLLMENTS)
+
+
+async def _unchanged_links(
+    connection: asyncpg.Connection,
+    staging: Staging,
+    spec: _LinkSpec,
+    counts: EntityCounts,
+    district_id: str,
+    *,
+    full: bool,
+) -> int:
+    """Live links the batch speaks for and left as they were: every link of the district
+    for a full batch (an unchanged record's links stand), those of its records otherwise."""
+    scope = "" if full else f" AND {_scope(staging, spec.owner_entity, spec.keys[0])}"
+    holding: int = await connection.fetchval(
+        f"SELECT count(*) FROM {spec.table} t WHERE t.district_id = $1 AND {spec.active}{scope}",
+        district_id,
+    )
+    return max(0, holding - counts.created - counts.updated)
 
 
 async def _merge_links(
@@ -651,45 +720,6 @@ async def _merge_links(
     return EntityCounts(
         created=row["created"], updated=row["updated"], deactivated=_affected(result)
     )
-
-
-async def _merge_user_schools(
-    connection: asyncpg.Connection, staging: Staging, district_id: str
-) -> EntityCounts:
-    spec = _LinkSpec(
-        table="user_schools",
-        owner_entity="users",
-        keys=("user_id", "role", "school_id"),
-        values=("is_primary",),
-        references=(("school_id", "schools"),),
-    )
-    return await _merge_links(connection, staging, spec, district_id)
-
-
-async def _merge_contacts(
-    connection: asyncpg.Connection, staging: Staging, district_id: str
-) -> EntityCounts:
-    spec = _LinkSpec(
-        table="contact_relationships",
-        owner_entity="users",
-        keys=("contact_id", "student_id"),
-        values=("relationship", "type"),
-        references=(("student_id", "users"),),
-    )
-    return await _merge_links(connection, staging, spec, district_id)
-
-
-async def _merge_section_teachers(
-    connection: asyncpg.Connection, staging: Staging, district_id: str
-) -> EntityCounts:
-    spec = _LinkSpec(
-        table="section_teachers",
-        owner_entity="sections",
-        keys=("section_id", "teacher_id"),
-        values=("position", "is_primary"),
-        references=(("teacher_id", "users"),),
-    )
-    return await _merge_links(connection, staging, spec, district_id)
 
 
 async def _merge_enrollments(

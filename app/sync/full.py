@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -123,34 +124,33 @@ async def run_full_sync_locked(
         sensitive = await sensitive_enabled(connection, district_id, options)
     try:
         async with pool.acquire() as connection:
-            await connection.execute(
-                "UPDATE sync_runs SET events_cursor = $2 WHERE id = $1",
-                run_id,
-                await _newest_event_id(client),
-            )
+            await runs.record_events_cursor(connection, run_id, await _newest_event_id(client))
             await staging.create(connection)
             await _fetch_into_staging(
                 pool, connection, client, staging, district_id, run_id, sensitive, on_progress
             )
-            outcome = await _apply(connection, staging, district_id, run_id, options)
-            await runs.finish_run(
-                connection,
-                run_id,
-                outcome.status,
-                counts=outcome.counts,
-                warnings_count=outcome.warnings,
-                clever_requests=client.request_count,
-                held_reason=outcome.held_reason,
+            outcome = await _apply(
+                connection, staging, district_id, run_id, options, client.request_count
             )
-            if outcome.status is not RunStatus.HELD:
+            if outcome.status is RunStatus.HELD:
+                await runs.finish_run(
+                    connection,
+                    run_id,
+                    RunStatus.HELD,
+                    clever_requests=client.request_count,
+                    held_reason=outcome.held_reason,
+                )
+            else:
                 await staging.drop(connection)
             if _changed_much(outcome):
                 await merge.analyze_live(connection)
             return outcome
     except Exception as exc:
         outcome = await fail_run(pool, client, district_id, run_id, exc, mode="full")
-        async with pool.acquire() as connection:
-            await staging.drop(connection)
+        # Best effort: the next sync drops whatever a dead run left behind.
+        with suppress(Exception):
+            async with pool.acquire() as connection:
+                await staging.drop(connection)
         return outcome
 
 
@@ -165,18 +165,26 @@ async def fail_run(
 ) -> SyncOutcome:
     """Record that a run failed, with the cause in words (never a token)."""
     message = describe(exc)
-    logger.warning(
-        f"{mode} sync failed",
-        extra={"district_id": district_id, "run_id": str(run_id), "error": message},
-    )
     async with pool.acquire() as connection:
-        await runs.finish_run(
+        if not await runs.finish_run(
             connection,
             run_id,
             RunStatus.FAILED,
             error=message,
             clever_requests=client.request_count,
-        )
+        ):
+            # The run's merge committed and recorded its end before this went wrong.
+            run = await runs.get_run(connection, run_id)
+            assert run is not None
+            logger.warning(
+                f"{mode} sync: tidying up after the run ended failed",
+                extra={"district_id": district_id, "run_id": str(run_id), "error": message},
+            )
+            return SyncOutcome(run_id, RunStatus(run["status"]), counts=run["counts"] or {})
+    logger.warning(
+        f"{mode} sync failed",
+        extra={"district_id": district_id, "run_id": str(run_id), "error": message},
+    )
     return SyncOutcome(run_id, RunStatus.FAILED, error=message)
 
 
@@ -199,11 +207,7 @@ async def _discard_superseded(
     connection: asyncpg.Connection, district_id: str, run_id: uuid.UUID
 ) -> None:
     """A new full sync replaces a held one; leftovers of dead runs are dropped."""
-    await connection.execute(
-        "UPDATE sync_runs SET status = 'rejected', finished_at = now(),"
-        " error = 'superseded by a newer sync' WHERE district_id = $1 AND status = 'held'",
-        district_id,
-    )
+    await runs.supersede_held(connection, district_id)
     keep = await connection.fetch(
         "SELECT id FROM sync_runs WHERE status IN ('held', 'running') AND district_id <> $1",
         district_id,
@@ -470,10 +474,12 @@ async def _apply(
     district_id: str,
     run_id: uuid.UUID,
     options: SyncOptions,
+    clever_requests: int | None = None,
     *,
     approved: bool = False,
 ) -> SyncOutcome:
-    """Merge the staged district in one transaction, unless the guard holds it."""
+    """Merge the staged district in one transaction, unless the guard holds it; the run's
+    success is recorded in that transaction."""
     try:
         async with connection.transaction():
             await merge.prepare(connection, staging, district_id, full=True)
@@ -487,11 +493,20 @@ async def _apply(
                 )
             counts = await merge.apply_batch(connection, staging, district_id, run_id, full=True)
             await cursors.record_full_sync(connection, district_id, run_id)
+            outcome = SyncOutcome(
+                run_id, RunStatus.SUCCEEDED, counts=counts.as_dict(), warnings=counts.warnings_found
+            )
+            await runs.finish_run(
+                connection,
+                run_id,
+                RunStatus.SUCCEEDED,
+                counts=outcome.counts,
+                warnings_count=outcome.warnings,
+                clever_requests=clever_requests,
+            )
     except _Held as held:
         return SyncOutcome(run_id, RunStatus.HELD, held_reason=str(held))
-    return SyncOutcome(
-        run_id, RunStatus.SUCCEEDED, counts=counts.as_dict(), warnings=counts.warnings_seen
-    )
+    return outcome
 
 
 class _Held(Exception):
@@ -519,11 +534,7 @@ async def decide_held_run(
         if not acquired:
             raise SyncError(f"a sync of district {district_id} is running; try again later")
         async with pool.acquire() as connection:
-            await connection.execute(
-                "UPDATE sync_runs SET decided_at = now(), decided_by = $2 WHERE id = $1",
-                run_id,
-                decided_by,
-            )
+            await runs.record_decision(connection, run_id, decided_by)
             if not approve:
                 await runs.finish_run(
                     connection, run_id, RunStatus.REJECTED, error="rejected by " + decided_by
@@ -531,6 +542,5 @@ async def decide_held_run(
                 await staging.drop(connection)
                 return SyncOutcome(run_id, RunStatus.REJECTED)
             outcome = await _apply(connection, staging, district_id, run_id, options, approved=True)
-            await runs.finish_run(connection, run_id, outcome.status, counts=outcome.counts)
             await staging.drop(connection)
             return outcome

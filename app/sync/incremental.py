@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,49 +124,38 @@ async def _apply_events(
         await runs.fail_interrupted_runs(connection, district_id, run_id)
         await runs.start_run(connection, run_id)
         sensitive = await sensitive_enabled(connection, district_id, options)
-    totals: dict[str, Counter[str]] = {}
-    events: Counter[str] = Counter()
-    warnings_seen = 0
+    totals = _Totals()
     try:
         async with pool.acquire() as connection, _staged(connection, staging):
             pages = 0
             # The next page is fetched and normalized while this one is merged.
             batches = _normalized(
-                client.iter_events(starting_after=cursor), district_id, sensitive, events
+                client.iter_events(starting_after=cursor), district_id, sensitive, totals.events
             )
             async for page, batch in read_ahead(batches, size=1):
                 pages += 1
-                if batch and page.last_id is not None:
-                    counts = await _apply_batch(
-                        connection, staging, district_id, run_id, batch, page.last_id
+                if page.last_id is not None:
+                    await _apply_batch(
+                        connection, staging, district_id, run_id, batch, page.last_id, totals
                     )
-                    warnings_seen += counts.warnings_seen
-                    for table, table_counts in counts.as_dict().items():
-                        totals.setdefault(table, Counter()).update(table_counts)
-                elif page.last_id is not None:
-                    # Only events this sync skips: still, nothing before them is left to read.
-                    async with connection.transaction():
-                        await cursors.advance(connection, district_id, page.last_id)
                 if on_progress is not None:
-                    on_progress("events", pages, events.total())
+                    on_progress("events", pages, totals.events.total())
                 await runs.record_progress(
                     connection,
                     run_id,
-                    {"events": {"pages": pages, "records": events.total()}},
+                    {"events": {"pages": pages, "records": totals.events.total()}},
                     client.request_count,
                 )
-            counts_dict: dict[str, Any] = {table: dict(c) for table, c in totals.items()}
-            counts_dict["events"] = dict(events)
             await runs.finish_run(
                 connection,
                 run_id,
                 RunStatus.SUCCEEDED,
-                counts=counts_dict,
-                warnings_count=warnings_seen,
+                counts=totals.as_dict(),
+                warnings_count=totals.warnings,
                 clever_requests=client.request_count,
             )
             return SyncOutcome(
-                run_id, RunStatus.SUCCEEDED, counts=counts_dict, warnings=warnings_seen
+                run_id, RunStatus.SUCCEEDED, counts=totals.as_dict(), warnings=totals.warnings
             )
     except CleverEventsUnavailable:
         raise
@@ -200,6 +190,25 @@ async def _normalized(
         yield page, batch
 
 
+@dataclass
+class _Totals:
+    """What a run's committed batches applied, and its events by what became of them."""
+
+    tables: dict[str, Counter[str]] = field(default_factory=dict)
+    events: Counter[str] = field(default_factory=Counter)
+    warnings: int = 0
+
+    def add(self, counts: merge.BatchCounts) -> None:
+        self.warnings += counts.warnings_found
+        for table, table_counts in counts.as_dict().items():
+            self.tables.setdefault(table, Counter()).update(table_counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {table: dict(c) for table, c in self.tables.items()}
+        result["events"] = dict(self.events)
+        return result
+
+
 async def _apply_batch(
     connection: asyncpg.Connection,
     staging: Staging,
@@ -207,17 +216,23 @@ async def _apply_batch(
     run_id: uuid.UUID,
     batch: Batch,
     cursor: str,
-) -> merge.BatchCounts:
-    """Stage one page's records and deletions, then merge them and move the cursor in one
-    transaction."""
-    await staging.empty(connection)
-    for kind, rows in batch:
-        await staging.copy(connection, kind, rows)
+    totals: _Totals,
+) -> None:
+    """Stage one page's records and deletions, then merge them, move the cursor and record
+    the run's totals in one transaction. A page of events this sync skips only moves the
+    cursor: nothing before them is left to read."""
+    if batch:
+        await staging.empty(connection)
+        for kind, rows in batch:
+            await staging.copy(connection, kind, rows)
     async with connection.transaction():
-        await merge.prepare(connection, staging, district_id, full=False)
-        counts = await merge.apply_batch(connection, staging, district_id, run_id, full=False)
+        if batch:
+            await merge.prepare(connection, staging, district_id, full=False)
+            totals.add(
+                await merge.apply_batch(connection, staging, district_id, run_id, full=False)
+            )
         await cursors.advance(connection, district_id, cursor)
-    return counts
+        await runs.record_batch(connection, run_id, totals.as_dict(), totals.warnings)
 
 
 def _event_batch(page: Page[Any], district_id: str, sensitive: bool) -> tuple[Batch, Counter[str]]:

@@ -169,11 +169,7 @@ async def request_approval(
                 f"district {district_id} has a sync queued or running (which will replace "
                 "this held run) or another held run being applied"
             )
-        await connection.execute(
-            "UPDATE sync_runs SET decided_at = now(), decided_by = $2 WHERE id = $1",
-            run_id,
-            decided_by,
-        )
+        await runs.record_decision(connection, run_id, decided_by)
         job = {"district_id": district_id, "run_id": str(run_id), "decided_by": decided_by}
         await _enqueue_or_fail(queue, connection, APPLY_HELD_FUNCTION, job, failing=None)
     return ApprovalRequest(run_id, queued=True)

@@ -1,4 +1,9 @@
-"""Sync run records: created when a sync is asked for, updated as it goes."""
+"""Sync run records: created when a sync is asked for, updated as it goes.
+
+The only module that writes `sync_runs`. A run's success is recorded by its caller inside
+the transaction that applies the merge it describes (`finish_run` on that connection), so
+an applied run never reads as interrupted.
+"""
 
 from __future__ import annotations
 
@@ -94,9 +99,14 @@ async def finish_run(
     clever_requests: int | None = None,
     error: str | None = None,
     held_reason: str | None = None,
-) -> None:
-    """Record how a run ended (or that it is held: `finished_at` stays empty then)."""
-    await connection.execute(
+) -> bool:
+    """Record how a run ended (or that it is held: `finished_at` stays empty then).
+
+    A run that has ended already keeps its end, and False is returned: a failure after a
+    run's merge committed (dropping its staging, say) never turns an applied run into a
+    failed one.
+    """
+    result: str = await connection.execute(
         """
         UPDATE sync_runs SET
             status = $2,
@@ -106,7 +116,7 @@ async def finish_run(
             clever_requests = COALESCE($5, clever_requests),
             error = $6,
             held_reason = COALESCE($7, held_reason)
-        WHERE id = $1
+        WHERE id = $1 AND status <> ALL($8::text[])
         """,
         run_id,
         status.value,
@@ -115,6 +125,53 @@ async def finish_run(
         clever_requests,
         error,
         held_reason,
+        [status.value for status in FINAL_STATUSES],
+    )
+    return result != "UPDATE 0"
+
+
+async def record_events_cursor(
+    connection: asyncpg.Connection, run_id: uuid.UUID, cursor: str | None
+) -> None:
+    """Note Clever's newest event id as a full sync begins (None: events are off)."""
+    await connection.execute(
+        "UPDATE sync_runs SET events_cursor = $2 WHERE id = $1", run_id, cursor
+    )
+
+
+async def record_batch(
+    connection: asyncpg.Connection,
+    run_id: uuid.UUID,
+    counts: dict[str, Any],
+    warnings_count: int,
+) -> None:
+    """The running totals of an incremental run, in the transaction of the batch that made
+    them: a run interrupted after some batches still says what it applied."""
+    await connection.execute(
+        "UPDATE sync_runs SET counts = $2, warnings_count = $3 WHERE id = $1",
+        run_id,
+        orjson.dumps(counts),
+        warnings_count,
+    )
+
+
+async def record_decision(
+    connection: asyncpg.Connection, run_id: uuid.UUID, decided_by: str
+) -> None:
+    """Who approved or rejected a held run, and when."""
+    await connection.execute(
+        "UPDATE sync_runs SET decided_at = now(), decided_by = $2 WHERE id = $1",
+        run_id,
+        decided_by,
+    )
+
+
+async def supersede_held(connection: asyncpg.Connection, district_id: str) -> None:
+    """A new full sync replaces the district's held run."""
+    await connection.execute(
+        "UPDATE sync_runs SET status = 'rejected', finished_at = now(),"
+        " error = 'superseded by a newer sync' WHERE district_id = $1 AND status = 'held'",
+        district_id,
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.mirror import merge
 from app.mirror.merge import LIVE_TABLES
-from app.sync import cursors, full
+from app.sync import cursors, full, runs
 from app.sync.full import decide_held_run
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
@@ -185,7 +185,8 @@ async def test_resync_of_unchanged_data_writes_no_row(
     clever: FakeClever, deps: SyncDeps, pool: asyncpg.Pool
 ) -> None:
     seed(clever)
-    assert (await _sync(deps)).status is RunStatus.SUCCEEDED
+    first = await _sync(deps)
+    assert first.status is RunStatus.SUCCEEDED
     before = await _snapshot(pool)
     outcome = await _sync(deps)
     assert outcome.status is RunStatus.SUCCEEDED
@@ -195,7 +196,26 @@ async def test_resync_of_unchanged_data_writes_no_row(
         for name, counts in outcome.counts.items()
         if name != "data_warnings"
     )
-    assert outcome.counts["data_warnings"] == {"opened": 0, "resolved": 0}
+    # The counts are honest: every live link stands unchanged, every warning is seen again.
+    for table, active in (
+        ("user_schools", "deleted_at IS NULL"),
+        ("section_teachers", "deleted_at IS NULL"),
+        ("contact_relationships", "deleted_at IS NULL"),
+        ("enrollments", "ended_at IS NULL"),
+    ):
+        holding = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {active}")
+        assert holding > 0
+        assert outcome.counts[table]["unchanged"] == holding, table
+    open_warnings = await pool.fetchval(
+        "SELECT count(*) FROM data_warnings WHERE resolved_at IS NULL"
+    )
+    assert outcome.counts["data_warnings"] == {
+        "opened": 0,
+        "seen_again": open_warnings,
+        "resolved": 0,
+    }
+    assert outcome.warnings == first.warnings == open_warnings
+    assert first.counts["data_warnings"]["opened"] == open_warnings
 
 
 async def test_changes_are_mirrored_with_history(
@@ -439,6 +459,36 @@ async def test_a_failure_while_applying_leaves_the_mirror_untouched(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'roster_staging'"
     )
     assert staged == 0
+
+
+async def test_a_failure_after_the_merge_committed_leaves_the_run_succeeded(
+    clever: FakeClever, deps: SyncDeps, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's success is recorded in the merge's transaction: whatever happens after the
+    commit (a crash while dropping staging, here) cannot make an applied run read failed."""
+    seed(clever)
+
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("database connection lost")
+
+    monkeypatch.setattr(full.Staging, "drop", crash)
+    in_merge_transaction: list[bool] = []
+    real_finish = runs.finish_run
+
+    async def finish_run(connection: asyncpg.Connection, *args: Any, **kwargs: Any) -> bool:
+        if args[1] is RunStatus.SUCCEEDED:
+            in_merge_transaction.append(connection.is_in_transaction())
+        return await real_finish(connection, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "finish_run", finish_run)
+    outcome = await _sync(deps)
+    assert outcome.status is RunStatus.SUCCEEDED
+    assert in_merge_transaction == [True]
+    run = await pool.fetchrow("SELECT * FROM sync_runs WHERE id = $1", outcome.run_id)
+    assert run is not None
+    assert (run["status"], run["error"]) == ("succeeded", None)
+    assert run["counts"]["users"]["created"] == len(clever.records["users"])
+    assert await pool.fetchval("SELECT count(*) FROM users") == len(clever.records["users"])
 
 
 async def test_a_clever_failure_mid_fetch_fails_the_run_cleanly(
