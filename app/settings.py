@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     clever_timeout_seconds: float = Field(default=30.0, gt=0)
     clever_max_retries: int = Field(default=6, ge=0, le=20)
     clever_requests_per_minute: int = Field(default=1200, ge=1)
+    # How long the district -> token mapping is trusted before Clever is asked again.
+    clever_tokens_refresh_seconds: int = Field(default=300, ge=0)
 
     sync_full_cron: str = "0 3 * * *"
     sync_max_deactivate_ratio: float = Field(default=0.25, ge=0.0, le=1.0)

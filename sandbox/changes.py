@@ -14,6 +14,10 @@ A change set is `{"changes": [change, ...]}`, applied in order; each change is o
     {"op": "unshare", "collection": "users", "role": "student", "fraction": 0.3}
     {"op": "expire_events", "through": EVENT_ID}         omit `through` to expire all
     {"op": "set_events_enabled", "enabled": false}
+    {"op": "rotate_token"}                               a new token; the old one is rejected
+    {"op": "revoke_token"}                               the district revokes the app
+    {"op": "pause", "start": TIME, "end": TIME}          both optional: from now, open-ended
+    {"op": "resume"}
 
 Changes before a failing one stay applied, as they would in a SIS.
 """
@@ -94,6 +98,18 @@ def apply_change(district: SandboxDistrict, change: Mapping[str, Any]) -> Any:
     if op == "set_events_enabled":
         district.events_enabled = bool(change.get("enabled"))
         return district.events_enabled
+    if op == "rotate_token":
+        return district.rotate_token()
+    if op == "revoke_token":
+        district.revoke_token()
+        return None
+    if op == "pause":
+        start, end = change.get("start"), change.get("end")
+        return district.pause(
+            start if isinstance(start, str) else None, end if isinstance(end, str) else None
+        )
+    if op == "resume":
+        return district.resume()
     raise ChangeError(f"unknown op {op!r}")
 
 

@@ -190,6 +190,10 @@ class SandboxDistrict:
         self.token = "".join(f"{stream_key(config.seed, 'token', part):016x}" for part in range(3))[
             :40
         ]
+        # False once the district revoked the app: its token is rejected and listed nowhere.
+        self.authorized = True
+        self.token_created = "2024-07-15T00:00:00.000Z"
+        self._rotations = 0
         self.events_enabled = config.events_enabled
         self.events = EventLog()
 
@@ -687,6 +691,48 @@ class SandboxDistrict:
             )
         )
         return len(chosen)
+
+    def rotate_token(self) -> str:
+        """Issue the district a new token (the old one is rejected from now on); a district
+        that revoked the app authorizes it again."""
+        self._rotations += 1
+        self.token = "".join(
+            f"{stream_key(self.config.seed, f'token-{self._rotations}', part):016x}"
+            for part in range(3)
+        )[:40]
+        self.token_created = self.events.clock.now()
+        self.authorized = True
+        self.version += 1
+        return self.token
+
+    def revoke_token(self) -> None:
+        """The district revokes the app: its token is rejected and Clever lists none."""
+        self.authorized = False
+        self.version += 1
+
+    def pause(self, start: str | None = None, end: str | None = None) -> Record:
+        """Clever's sync pause: from `start` (now when None) to `end` (open-ended when None).
+        A pause already begun shows as `state: paused`; the district record changes, with a
+        `districts.updated` event."""
+        _, old = self._require(self.id)
+        now = self.events.clock.now()
+        begins = start or now
+        new = dict(old, pause_start=begins, pause_end=end)
+        if begins <= now:
+            new["state"] = "paused"
+        return self._replace_district(old, new)
+
+    def resume(self) -> Record:
+        """End the district's sync pause."""
+        _, old = self._require(self.id)
+        return self._replace_district(
+            old, dict(old, pause_start=None, pause_end=None, state="success")
+        )
+
+    def _replace_district(self, old: Record, new: Record) -> Record:
+        self._store(self.id, new)
+        self.events.snapshot("districts.updated", new, _changed_attributes(old, new))
+        return new
 
     def expire_events(self, through: str | None = None) -> int:
         """Drop events from retention up to and including `through` (all when None)."""

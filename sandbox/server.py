@@ -2,7 +2,7 @@
 
     GET  /v3.0|v3.1/{districts,schools,users,sections,terms,courses}[/{id}]
     GET  /v3.0|v3.1/events[/{id}]
-    GET  /oauth/tokens?owner_type=district              HTTP Basic client id/secret
+    GET  /oauth/tokens?owner_type=district[&district=ID] HTTP Basic client id/secret
     GET  /sandbox/districts                              admin secret
     GET  /sandbox/districts/{id}/truth                   admin secret or the district's token
     POST /sandbox/districts/{id}/changes                 admin secret or the district's token
@@ -95,13 +95,18 @@ class SandboxState:
             if district.id in self.districts:
                 raise ValueError(f"two districts share seed {district_config.seed}")
             self.districts[district.id] = district
-        self._by_token = {district.token: district for district in self.districts.values()}
         self.faults = config.faults
         self.stats = RequestStats()
 
     def district_for_token(self, token: str | None) -> SandboxDistrict | None:
-        """The district a bearer token belongs to."""
-        return self._by_token.get(token) if token else None
+        """The district a bearer token belongs to (tokens rotate, districts revoke: looked up
+        afresh each time)."""
+        if not token:
+            return None
+        for district in self.districts.values():
+            if district.authorized and hmac.compare_digest(district.token, token):
+                return district
+        return None
 
     def district(self, district_id: str) -> SandboxDistrict:
         """A district by id (KeyError when unknown)."""
@@ -201,11 +206,16 @@ def _build_api(state: SandboxState) -> FastAPI:
         if scheme.lower() != "basic" or not hmac.compare_digest(decoded, expected):
             return _message(401, "invalid client credentials")
         owner_type = request.query_params.get("owner_type", "district")
-        districts = list(state.districts.values()) if owner_type == "district" else []
+        only = request.query_params.get("district")
+        districts = [
+            district
+            for district in state.districts.values()
+            if owner_type == "district" and district.authorized and only in (None, district.id)
+        ]
         data = [
             {
                 "id": district.codec.encode(Code.TOKEN, 0),
-                "created": "2024-07-15T00:00:00.000Z",
+                "created": district.token_created,
                 "owner": {"type": "district", "id": district.id},
                 "access_token": district.token,
                 "scopes": list(TOKEN_SCOPES),
@@ -227,6 +237,7 @@ def _build_api(state: SandboxState) -> FastAPI:
                         "id": district.id,
                         "name": district.name,
                         "token": district.token,
+                        "authorized": district.authorized,
                         "size": district.config.spec.name,
                         "seed": district.config.seed,
                         "events_enabled": district.events_enabled,

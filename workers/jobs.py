@@ -15,7 +15,7 @@ from arq.worker import Retry, func
 from sqlalchemy import text
 
 from app.settings import Settings, parse_cron
-from app.sync import runs
+from app.sync import connections, runs
 from app.sync.full import SyncError, decide_held_run
 from app.sync.queue import (
     APPLY_HELD_FUNCTION,
@@ -94,9 +94,26 @@ async def apply_held_run(
 
 
 async def schedule_full_syncs(ctx: dict[str, Any]) -> int:
-    """Queue a full sync of every district a token serves (the SYNC_FULL_CRON job)."""
+    """Queue a full sync of every district a token serves, except those Clever has paused
+    (the SYNC_FULL_CRON job)."""
     deps: SyncDeps = ctx["sync"]
-    return await _queue_syncs(ctx, await deps.tokens.district_ids(), RunMode.FULL)
+    served = await _served_districts(deps)
+    async with deps.pool.acquire() as connection:
+        paused = await connections.paused_districts(connection, served)
+    for district_id in paused:
+        logger.info(
+            "scheduled full sync skipped: paused by Clever", extra={"district_id": district_id}
+        )
+    return await _queue_syncs(ctx, [d for d in served if d not in paused], RunMode.FULL)
+
+
+async def _served_districts(deps: SyncDeps) -> list[str]:
+    """The districts some token serves now; the mirrored ones no token serves are marked
+    disconnected, and those served again reconnected."""
+    served = await deps.tokens.district_ids()
+    async with deps.pool.acquire() as connection:
+        await connections.reconcile(connection, served)
+    return served
 
 
 async def poll_events(ctx: dict[str, Any]) -> int:
@@ -107,7 +124,7 @@ async def poll_events(ctx: dict[str, Any]) -> int:
     stacks on a full sync; a district without an events cursor gets a full sync instead.
     """
     deps: SyncDeps = ctx["sync"]
-    district_ids = await deps.tokens.district_ids()
+    district_ids = await _served_districts(deps)
     async with deps.pool.acquire() as connection:
         due = await runs.due_for_poll(
             connection, district_ids, deps.settings.sync_events_interval_seconds

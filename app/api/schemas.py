@@ -37,6 +37,18 @@ class District(Lifecycle):
     mdr_number: str | None
     portal_url: str | None
     last_clever_sync: datetime | None
+    pause_start: datetime | None = Field(description="Start of Clever's sync pause, if any.")
+    pause_end: datetime | None = Field(description="End of Clever's sync pause (open if empty).")
+    paused: bool = Field(
+        description="Clever has the district's syncing paused now (`state` is `paused`, or now "
+        "is between `pause_start` and `pause_end`): scheduled full syncs skip it and the "
+        "mass-change guard does not hold its runs."
+    )
+    connection: Literal["connected", "disconnected"] = Field(
+        description="`disconnected` while no Clever token serves the district: its data is "
+        "kept, scheduled syncs skip it, and it reconnects by itself when a token serves it "
+        "again."
+    )
 
 
 class Principal(BaseModel):

@@ -14,7 +14,7 @@ Collections are read page by page, so memory stays flat whatever the district's 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar, overload
@@ -187,6 +187,9 @@ class CleverClient:
         rng: random source of the backoff jitter.
         backoff_base_seconds: backoff ceiling of the first retry; doubles per retry.
         backoff_max_seconds: cap of the backoff ceiling.
+        renew_token: called when Clever rejects the token (401): returns the district's
+            current token, or None when there is none; a request rejected once is sent
+            again with the new token.
     """
 
     def __init__(
@@ -207,6 +210,7 @@ class CleverClient:
         rng: random.Random | None = None,
         backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0,
+        renew_token: Callable[[], Awaitable[SecretStr | None]] | None = None,
     ) -> None:
         version = str(api_version)
         if version not in API_VERSIONS:
@@ -218,8 +222,17 @@ class CleverClient:
         self.district_id = district_id
         """The token's district, when known (used in "token rejected" errors)."""
         secret = token if isinstance(token, SecretStr) else SecretStr(token)
+
+        async def renew_auth() -> httpx.Auth | None:
+            assert renew_token is not None
+            fresh = await renew_token()
+            if fresh is None or fresh.get_secret_value() == secret.get_secret_value():
+                return None
+            return BearerAuth(fresh)
+
         self._requester = Requester(
             auth=BearerAuth(secret),
+            renew_auth=renew_auth if renew_token is not None else None,
             describe_auth_failure=self._describe_auth_failure,
             timeout_seconds=timeout_seconds,
             max_retries=max_retries,
@@ -241,6 +254,7 @@ class CleverClient:
         *,
         district_id: str | None = None,
         http_client: httpx.AsyncClient | None = None,
+        renew_token: Callable[[], Awaitable[SecretStr | None]] | None = None,
     ) -> CleverClient:
         """Build a client for `token` from the service settings (`CLEVER_*`)."""
         return cls(
@@ -253,6 +267,7 @@ class CleverClient:
             max_retries=settings.clever_max_retries,
             requests_per_minute=settings.clever_requests_per_minute,
             http_client=http_client,
+            renew_token=renew_token,
         )
 
     @property

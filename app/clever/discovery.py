@@ -19,6 +19,7 @@ import httpx
 from pydantic import SecretStr
 
 from app.clever.client import CleverClient
+from app.clever.errors import CleverAuthError
 from app.clever.models import District
 from app.clever.pacing import Clock, Sleep
 from app.clever.requester import Requester, iter_json_pages
@@ -42,13 +43,26 @@ async def map_district_tokens(
 
     `open_client` builds a client for a token (e.g.
     `lambda token: CleverClient.from_settings(settings, token)`); each client is closed
-    after use. A rejected token raises `CleverAuthError`.
+    after use. A token Clever rejects (revoked, or rotated away) serves no district and is
+    logged; any other failure is raised.
     """
     mapping: dict[str, SecretStr] = {}
+    rejected = 0
     for token in tokens:
         async with open_client(token) as client:
-            for district in await districts(client):
+            try:
+                found = await districts(client)
+            except CleverAuthError:
+                rejected += 1
+                continue
+            for district in found:
                 mapping[district.id] = token
+    if rejected:
+        logger.warning(
+            "%d configured Clever tokens were rejected and serve no district",
+            rejected,
+            extra={"rejected": rejected},
+        )
     return mapping
 
 
@@ -182,6 +196,25 @@ class CleverOAuthClient:
                 extra={"skipped": skipped},
             )
         return {district_id: token for district_id, (_, token) in chosen.items()}
+
+    async def district_token(self, district_id: str) -> SecretStr | None:
+        """The district's current bearer token (the newest Clever lists), or None when the
+        district no longer authorizes the app."""
+        newest: tuple[str, SecretStr] | None = None
+        url = httpx.URL(
+            f"{self._base_url}/oauth/tokens",
+            params={"owner_type": "district", "district": district_id},
+        )
+        async for _, entries in iter_json_pages(
+            url, origin=self._origin, fetch=self._requester.get_json
+        ):
+            for entry in entries:
+                parsed = _district_token(entry)
+                if parsed is None or parsed[0] != district_id:
+                    continue
+                if newest is None or parsed[1] > newest[0]:
+                    newest = (parsed[1], parsed[2])
+        return newest[1] if newest is not None else None
 
 
 def _district_token(entry: Any) -> tuple[str, str, SecretStr] | None:

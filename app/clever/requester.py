@@ -72,6 +72,9 @@ class Requester:
     bodies, at most `max_retries` times; raises `CleverAuthError` on 401,
     `CleverRequestError` on any other unexpected status, `CleverTransientError` when the
     retries are spent. Statuses listed in `tolerated` are returned to the caller instead.
+
+    With `renew_auth`, a 401 first asks it for fresh credentials (a rotated token) and, when
+    it gives some, sends the request again with them, once; they are kept for later requests.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Requester:
         rng: random.Random | None,
         backoff_base_seconds: float,
         backoff_max_seconds: float,
+        renew_auth: Callable[[], Awaitable[httpx.Auth | None]] | None = None,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
@@ -97,6 +101,7 @@ class Requester:
         if http_client is not None and transport is not None:
             raise ValueError("pass either http_client or transport, not both")
         self._auth = auth
+        self._renew_auth = renew_auth
         self._describe_auth_failure = describe_auth_failure
         self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
         self._max_retries = max_retries
@@ -128,10 +133,22 @@ class Requester:
         """GET `url` and decode its JSON object body, retrying transient failures."""
         path = url.raw_path.decode("ascii")
         retries = 0
+        renewed = False
         while True:
             await self._pacer.acquire()
             self.request_count += 1
-            outcome = await self._attempt(url, path, tolerated)
+            try:
+                outcome = await self._attempt(url, path, tolerated)
+            except CleverAuthError:
+                if renewed or self._renew_auth is None:
+                    raise
+                renewed = True
+                fresh = await self._renew_auth()
+                if fresh is None:
+                    raise
+                logger.info("Clever rejected the credentials; retrying with renewed ones")
+                self._auth = fresh
+                continue
             if isinstance(outcome, JsonResponse):
                 return outcome
             if retries >= self._max_retries:

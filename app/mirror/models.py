@@ -118,7 +118,24 @@ class District(LifecycleColumns, table=True):
     mdr_number: str | None = _text()
     portal_url: str | None = _text()
     last_clever_sync: datetime | None = _timestamp()
+    # Clever's sync pause (a district paused over the summer): `state` is then `paused`, or
+    # the pause runs from `pause_start` to `pause_end` (open-ended without one).
+    pause_start: datetime | None = _timestamp()
+    pause_end: datetime | None = _timestamp()
     sensitive_fields_enabled: bool | None = Field(default=None, sa_type=Boolean)
+
+
+class DistrictConnection(SQLModel, table=True):
+    """A district whose Clever token went away: `disconnected` until a token serves it
+    again (`connected`). Districts never disconnected have no row."""
+
+    __tablename__ = "district_connections"
+    __table_args__ = (CheckConstraint("status IN ('connected', 'disconnected')", name="status"),)
+
+    district_id: str = Field(sa_type=Text, primary_key=True)
+    status: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    reason: str | None = _text()
+    changed_at: datetime | None = _timestamp(required=True)
 
 
 class DistrictSyncState(SQLModel, table=True):

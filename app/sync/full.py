@@ -31,6 +31,7 @@ import asyncpg
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
 from app.mirror import merge
+from app.mirror.queries.shapes import district_paused
 from app.mirror.staging import (
     ENTITY_KINDS,
     ISSUES,
@@ -484,7 +485,9 @@ async def _apply(
         async with connection.transaction():
             await merge.prepare(connection, staging, district_id, full=True)
             removals = await merge.deactivations(connection, staging, district_id)
-            if not approved and removals.exceeds(options.max_deactivate_ratio):
+            # A district Clever paused (for the summer) may well look empty: not a mistake.
+            guarded = not approved and not await _staged_paused(connection, staging)
+            if guarded and removals.exceeds(options.max_deactivate_ratio):
                 # Leaving the block by exception rolls the transaction back: nothing applied.
                 raise _Held(
                     f"would deactivate {removals.users} of {removals.active_users} users and "
@@ -507,6 +510,14 @@ async def _apply(
     except _Held as held:
         return SyncOutcome(run_id, RunStatus.HELD, held_reason=str(held))
     return outcome
+
+
+async def _staged_paused(connection: asyncpg.Connection, staging: Staging) -> bool:
+    """Whether the district record this run read says Clever has the district paused."""
+    paused: bool | None = await connection.fetchval(
+        f"SELECT {district_paused('d')} FROM {staging.table('districts')} d"
+    )
+    return bool(paused)
 
 
 class _Held(Exception):

@@ -259,7 +259,8 @@ def _common(raw: dict[str, Any], *flags: bool) -> tuple[datetime | None, bytes, 
 
 DISTRICT_COLUMNS = (
     "id", "name", "state", "sis_type", "nces_id", "mdr_number", "portal_url",
-    "last_clever_sync", "source_last_modified", "content_hash", "raw",
+    "last_clever_sync", "pause_start", "pause_end", "source_last_modified", "content_hash",
+    "raw",
 )  # fmt: skip
 
 
@@ -278,6 +279,8 @@ def normalize_district(raw: Any) -> Normalized:
         clean_text(raw.get("mdr_number"), c, "mdr_number"),
         clean_text(raw.get("portal_url"), c, "portal_url"),
         parse_timestamp(raw.get("last_sync")),
+        parse_timestamp(raw.get("pause_start")),
+        parse_timestamp(raw.get("pause_end")),
         modified,
         digest,
         encoded,

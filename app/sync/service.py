@@ -9,7 +9,7 @@ import asyncpg
 
 from app.clever.errors import CleverError
 from app.settings import Settings
-from app.sync import runs
+from app.sync import connections, runs
 from app.sync.full import ProgressCallback, SyncOptions, SyncOutcome, run_full_sync
 from app.sync.incremental import run_incremental_sync
 from app.sync.runs import RunMode, RunStatus, RunTrigger
@@ -48,16 +48,28 @@ async def sync_district(
             run_id = await runs.create_run(connection, district_id, mode, trigger)
     try:
         token = await deps.tokens.token_for(district_id)
-    except (UnknownDistrictError, CleverError) as exc:
+    except UnknownDistrictError as exc:
+        async with deps.pool.acquire() as connection:
+            await connections.mark_disconnected(connection, district_id)
+        return await _fail(deps, run_id, f"disconnected: {exc}")
+    except CleverError as exc:
         return await _fail(deps, run_id, str(exc))
+    async with deps.pool.acquire() as connection:
+        await connections.mark_connected(connection, district_id)
     async with deps.tokens.client_for(token, district_id) as client:
         if mode is RunMode.INCREMENTAL:
-            return await run_incremental_sync(
+            outcome = await run_incremental_sync(
                 deps.pool, client, district_id, run_id, deps.options, on_progress
             )
-        return await run_full_sync(
-            deps.pool, client, district_id, run_id, deps.options, on_progress
-        )
+        else:
+            outcome = await run_full_sync(
+                deps.pool, client, district_id, run_id, deps.options, on_progress
+            )
+    if outcome.status is RunStatus.FAILED and not deps.tokens.serves(district_id):
+        # Clever rejected the token and, asked again, named none for the district.
+        async with deps.pool.acquire() as connection:
+            await connections.mark_disconnected(connection, district_id)
+    return outcome
 
 
 async def _fail(deps: SyncDeps, run_id: uuid.UUID, message: str) -> SyncOutcome:

@@ -43,10 +43,28 @@ def or_null(alias: str, shape: str) -> str:
     return f"CASE WHEN {alias}.id IS NULL THEN NULL ELSE {shape} END"
 
 
+def district_paused(alias: str = "d") -> str:
+    """SQL: Clever has the district's syncing paused now (`state` paused, or inside the
+    window from `pause_start` to `pause_end`, which may be open-ended)."""
+    return (
+        f"({alias}.state IS NOT DISTINCT FROM 'paused' OR COALESCE({alias}.pause_start <= now()"
+        f" AND ({alias}.pause_end IS NULL OR now() < {alias}.pause_end), false))"
+    )
+
+
+def district_connection(alias: str = "d") -> str:
+    """SQL: `connected`, or `disconnected` while no Clever token serves the district."""
+    return (
+        "COALESCE((SELECT dc.status FROM district_connections dc"
+        f" WHERE dc.district_id = {alias}.id), 'connected')"
+    )
+
+
 def district_fields(alias: str = "d") -> dict[str, str | Fields]:
     return (
         _columns(alias, "id", "name", "state", "sis_type", "nces_id", "mdr_number", "portal_url")
-        | {"last_clever_sync": f"{alias}.last_clever_sync"}
+        | _columns(alias, "last_clever_sync", "pause_start", "pause_end")
+        | {"paused": district_paused(alias), "connection": district_connection(alias)}
         | _lifecycle(alias)
     )
 

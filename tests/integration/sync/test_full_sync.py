@@ -11,6 +11,7 @@ import pytest
 
 from app.mirror import merge
 from app.mirror.merge import LIVE_TABLES
+from app.mirror.staging import Staging
 from app.sync import cursors, full, runs
 from app.sync.full import decide_held_run
 from app.sync.runs import RunMode, RunStatus, RunTrigger
@@ -471,7 +472,7 @@ async def test_a_failure_after_the_merge_committed_leaves_the_run_succeeded(
     async def crash(*args: Any, **kwargs: Any) -> None:
         raise ConnectionResetError("database connection lost")
 
-    monkeypatch.setattr(full.Staging, "drop", crash)
+    monkeypatch.setattr(Staging, "drop", crash)
     in_merge_transaction: list[bool] = []
     real_finish = runs.finish_run
 

@@ -1,0 +1,183 @@
+"""Districts' connections to Clever: rotated tokens renewed mid-run, districts that revoke the
+app disconnected and reconnected, and Clever's sync pauses respected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+from pydantic import SecretStr
+
+from app.mirror.queries.shapes import district_json
+from app.settings import CleverApiVersion, Settings
+from app.sync.runs import RunMode, RunStatus, RunTrigger
+from app.sync.service import SyncDeps, sync_district
+from sandbox.server import RunningSandbox
+from tests.integration.api.sync_support import arq_queue, forget_jobs, queued_job
+from tests.integration.sync_sandbox.support import (
+    run_row,
+    sandbox_settings,
+    sync_deps,
+    sync_ok,
+)
+from workers.jobs import poll_events, schedule_full_syncs
+
+
+def _oauth_deps(settings: Settings, sandbox: RunningSandbox, pool: asyncpg.Pool) -> SyncDeps:
+    """Deps that learn districts' tokens from the sandbox's OAuth token endpoint, asking
+    again on every scheduler pass."""
+    configured = settings.model_copy(
+        update={
+            "clever_api_base_url": sandbox.base_url,
+            "clever_oauth_base_url": sandbox.base_url,
+            "clever_api_version": CleverApiVersion.V3_1,
+            "clever_district_tokens": [],
+            "clever_client_id": sandbox.state.config.client_id,
+            "clever_client_secret": SecretStr(sandbox.state.config.client_secret),
+            "clever_tokens_refresh_seconds": 0,
+        }
+    )
+    return sync_deps(configured, pool=pool)
+
+
+async def _district(pool: asyncpg.Pool, district_id: str) -> dict[str, Any]:
+    """The district as `GET /v1/districts/{id}` shows it."""
+    shape = await pool.fetchval(
+        f"SELECT {district_json('d')}::text FROM districts d WHERE d.id = $1", district_id
+    )
+    parsed: dict[str, Any] = orjson.loads(shape)
+    return parsed
+
+
+async def _age_runs(pool: asyncpg.Pool, district_id: str) -> None:
+    """Make the district's runs an hour old: due for an events poll."""
+    await pool.execute(
+        "UPDATE sync_runs SET created_at = created_at - interval '1 hour' WHERE district_id = $1",
+        district_id,
+    )
+
+
+async def test_a_rotated_token_is_renewed_once_and_the_run_goes_on(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    district = tiny_sandbox.districts[0]
+    deps = _oauth_deps(settings, tiny_sandbox, mirror_pool)
+    await sync_ok(deps, district=district)
+
+    old_token = district.token
+    district.rotate_token()
+    created = district.create("users", {"name": {"first": "Rotated"}}, role="student")
+    outcome = await sync_district(
+        deps, district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.CLI
+    )
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    assert await mirror_pool.fetchval("SELECT count(*) FROM users WHERE id = $1", created) == 1
+    assert (await deps.tokens.token_for(district.id)).get_secret_value() == district.token
+    assert district.token != old_token
+
+
+async def test_a_rejected_configured_token_fails_the_run_with_token_rejected(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    district = tiny_sandbox.districts[0]
+    deps = sync_deps(
+        sandbox_settings(settings, sandbox=tiny_sandbox, district=district), pool=mirror_pool
+    )
+    await sync_ok(deps, district=district)
+    district.rotate_token()  # the configured token is now rejected; nothing names a new one
+    outcome = await sync_district(deps, district.id, trigger=RunTrigger.CLI)
+    assert outcome.status is RunStatus.FAILED
+    assert f"token rejected for district {district.id}" in (outcome.error or "")
+    assert (await _district(mirror_pool, district.id))["connection"] == "disconnected"
+    assert (
+        await mirror_pool.fetchval(
+            "SELECT count(*) FROM users WHERE district_id = $1 AND deleted_at IS NULL", district.id
+        )
+        == district.truth.counts()["users"]
+    )
+
+
+async def test_a_district_that_revokes_the_app_is_disconnected_then_reconnects(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    district = tiny_sandbox.districts[0]
+    deps = _oauth_deps(settings, tiny_sandbox, mirror_pool)
+    await sync_ok(deps, district=district)
+    users = await mirror_pool.fetchval(
+        "SELECT count(*) FROM users WHERE district_id = $1 AND deleted_at IS NULL", district.id
+    )
+    async with arq_queue(deps.settings) as queue:
+        await forget_jobs(queue, [district.id])
+        ctx = {"redis": queue, "sync": deps}
+        try:
+            district.revoke_token()
+            await _age_runs(mirror_pool, district.id)
+            # The scheduler finds no token for it: disconnected, nothing queued, data kept.
+            assert await poll_events(ctx) == 0
+            assert await schedule_full_syncs(ctx) == 0
+            assert await queued_job(queue, district.id) is None
+            shown = await _district(mirror_pool, district.id)
+            assert (shown["connection"], shown["active"]) == ("disconnected", True)
+            assert (
+                await mirror_pool.fetchval(
+                    "SELECT count(*) FROM users WHERE district_id = $1 AND deleted_at IS NULL",
+                    district.id,
+                )
+                == users
+            )
+            # A sync asked for anyway says why it cannot run.
+            outcome = await sync_district(deps, district.id, trigger=RunTrigger.API)
+            assert outcome.status is RunStatus.FAILED
+            assert "no Clever token serves district" in (outcome.error or "")
+
+            district.rotate_token()  # the district authorizes the app again
+            await _age_runs(mirror_pool, district.id)
+            assert await poll_events(ctx) == 1
+            assert (await _district(mirror_pool, district.id))["connection"] == "connected"
+            job = await queued_job(queue, district.id)
+            assert job is not None and job.kwargs["mode"] == "incremental"
+        finally:
+            await forget_jobs(queue, [district.id])
+
+
+async def test_a_paused_district_is_skipped_by_the_full_schedule_and_never_held(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    district = tiny_sandbox.districts[0]
+    deps = sync_deps(
+        sandbox_settings(settings, sandbox=tiny_sandbox, district=district), pool=mirror_pool
+    )
+    await sync_ok(deps, district=district)
+    district.pause(end="2099-08-15T00:00:00.000Z")
+    # Summer: the SIS empties the district, which would trip the mass-change guard.
+    district.unshare("users", 0.6, role="student")
+    district.unshare("sections", 0.6)
+
+    outcome = await sync_district(deps, district.id, trigger=RunTrigger.CLI)
+    assert outcome.status is RunStatus.SUCCEEDED, (outcome.status, outcome.held_reason)
+    assert outcome.counts["users"]["deactivated"] > 0
+    shown = await _district(mirror_pool, district.id)
+    assert (shown["state"], shown["paused"]) == ("paused", True)
+    assert shown["pause_end"].startswith("2099-08-15")
+
+    async with arq_queue(deps.settings) as queue:
+        await forget_jobs(queue, [district.id])
+        try:
+            assert await schedule_full_syncs({"redis": queue, "sync": deps}) == 0
+            assert await queued_job(queue, district.id) is None
+            district.resume()
+            await sync_ok(deps, district=district)
+            assert (await _district(mirror_pool, district.id))["paused"] is False
+            assert await schedule_full_syncs({"redis": queue, "sync": deps}) == 1
+            run = await run_row(
+                mirror_pool,
+                await mirror_pool.fetchval(
+                    "SELECT id FROM sync_runs WHERE district_id = $1"
+                    " ORDER BY created_at DESC LIMIT 1",
+                    district.id,
+                ),
+            )
+            assert (run["status"], run["trigger"]) == ("queued", "schedule")
+        finally:
+            await forget_jobs(queue, [district.id])
