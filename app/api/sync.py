@@ -152,9 +152,16 @@ async def list_runs(
     page: PageDep,
     district_id: DistrictFilter = None,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    include_idle: Annotated[
+        bool,
+        Query(description="Also list idle polls: incremental runs that found no new events."),
+    ] = False,
 ) -> Page[SyncRun]:
-    """Sync runs of the districts the key may see, newest first."""
+    """Sync runs of the districts the key may see, newest first (idle polls left out unless
+    `include_idle=true`)."""
     params, conditions = Params(), []
+    if not include_idle:
+        conditions.append("NOT idle")
     if reader.principal.district_ids is not None:
         conditions.append(f"district_id = ANY({params.add(reader.principal.district_ids)}::text[])")
     if district_id is not None:

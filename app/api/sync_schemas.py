@@ -62,6 +62,10 @@ class SyncRun(BaseModel):
         "events cursor yet, a cursor Clever no longer accepts, events not enabled for the "
         "district, or the last successful sync too long ago."
     )
+    idle: bool = Field(
+        description="An incremental run that found no new events (an idle poll); left out of "
+        "run listings unless `include_idle=true`."
+    )
     decided_at: datetime | None = Field(description="When a held run was approved or rejected.")
     decided_by: str | None = Field(description="The name of the key that approved or rejected.")
 

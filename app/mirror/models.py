@@ -402,6 +402,12 @@ class SyncRun(SQLModel, table=True):
     held_reason: str | None = _text()
     # Why an incremental run became a full sync.
     fallback_reason: str | None = _text()
+    # An incremental run that found no new events (an idle poll).
+    idle: bool = Field(
+        default=False,
+        sa_type=Boolean,
+        sa_column_kwargs={"server_default": text("false"), "nullable": False},
+    )
     decided_at: datetime | None = _timestamp()
     decided_by: str | None = _text()
 

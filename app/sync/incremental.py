@@ -153,6 +153,7 @@ async def _apply_events(
                 counts=totals.as_dict(),
                 warnings_count=totals.warnings,
                 clever_requests=client.request_count,
+                idle=not totals.events,
             )
             return SyncOutcome(
                 run_id, RunStatus.SUCCEEDED, counts=totals.as_dict(), warnings=totals.warnings

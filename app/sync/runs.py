@@ -99,6 +99,7 @@ async def finish_run(
     clever_requests: int | None = None,
     error: str | None = None,
     held_reason: str | None = None,
+    idle: bool = False,
 ) -> bool:
     """Record how a run ended (or that it is held: `finished_at` stays empty then).
 
@@ -115,7 +116,8 @@ async def finish_run(
             warnings_count = COALESCE($4, warnings_count),
             clever_requests = COALESCE($5, clever_requests),
             error = $6,
-            held_reason = COALESCE($7, held_reason)
+            held_reason = COALESCE($7, held_reason),
+            idle = $9
         WHERE id = $1 AND status <> ALL($8::text[])
         """,
         run_id,
@@ -126,6 +128,7 @@ async def finish_run(
         error,
         held_reason,
         [status.value for status in FINAL_STATUSES],
+        idle,
     )
     return result != "UPDATE 0"
 

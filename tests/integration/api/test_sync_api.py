@@ -367,17 +367,28 @@ async def test_runs_list_walks_every_run_once_newest_first_with_filters(
     start = datetime(2024, 9, 1, tzinfo=UTC)
     # Pairs of runs share a creation time, so the order's tie-break is exercised too.
     await api_pool.executemany(
-        "INSERT INTO sync_runs (id, district_id, mode, trigger, status, created_at)"
-        " VALUES ($1, $2, 'full', 'schedule', $3, $4)",
+        "INSERT INTO sync_runs (id, district_id, mode, trigger, status, created_at, idle)"
+        " VALUES ($1, $2, 'incremental', 'schedule', $3, $4, $5)",
         [
-            (uuid.uuid4(), s if i % 3 else other, statuses[i % 4], start + timedelta(hours=i // 2))
+            (
+                uuid.uuid4(),
+                s if i % 3 else other,
+                statuses[i % 4],
+                start + timedelta(hours=i // 2),
+                i % 5 == 0,  # idle polls
+            )
             for i in range(41)
         ],
     )
-    rows = await api_pool.fetch("SELECT id, district_id, status, created_at FROM sync_runs")
+    rows = await api_pool.fetch("SELECT id, district_id, status, created_at, idle FROM sync_runs")
 
-    def newest_first(**where: str) -> list[str]:
-        chosen = [r for r in rows if all(r[column] == value for column, value in where.items())]
+    def newest_first(*, include_idle: bool = False, **where: str) -> list[str]:
+        chosen = [
+            r
+            for r in rows
+            if all(r[column] == value for column, value in where.items())
+            and (include_idle or not r["idle"])
+        ]
         chosen.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
         return [str(r["id"]) for r in chosen]
 
@@ -385,6 +396,12 @@ async def test_runs_list_walks_every_run_once_newest_first_with_filters(
     for key, params, expected in (
         (keys.read, {}, newest_first()),
         (keys.read, {"district_id": s}, newest_first(district_id=s)),
+        (keys.read, {"include_idle": "true"}, newest_first(include_idle=True)),
+        (
+            keys.read_s,
+            {"include_idle": "true", "status": "failed"},
+            newest_first(include_idle=True, district_id=s, status="failed"),
+        ),
         (keys.read, {"status": "failed"}, newest_first(status="failed")),
         (
             keys.read,
@@ -409,6 +426,7 @@ async def test_runs_list_walks_every_run_once_newest_first_with_filters(
         {"limit": "0"},
         {"limit": "1001"},
         {"status": "paused"},
+        {"include_idle": "maybe"},
         {"district_id": "bad id"},
         {"cursor": "not-a-cursor"},
         # Cursors of the API's format that do not hold a run's position.

@@ -73,6 +73,7 @@ async def test_events_bring_the_mirror_where_a_full_sync_would_and_apply_once(
     idle = await _incremental(deps, district)
     assert idle["clever_requests"] == 1
     assert idle["counts"] == {"events": {}}
+    assert (idle["idle"], run["idle"]) == (True, False)
     assert await snapshot_rows(mirror_pool, district_id=district.id) == before
 
     # The same events again, from the cursor the full sync left: nothing changes.
