@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -11,6 +12,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.problems import Problem, problem_response
+from app.observability.sync_metrics import METRICS_REGISTRY, SYNC_METRICS
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -74,6 +78,13 @@ async def _check_redis(request: Request) -> str:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus metrics."}},
 )
-async def metrics() -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: this process's HTTP figures, and every district's sync figures
+    (read from Postgres, the same on every replica)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            async with request.state.pool.acquire() as connection:
+                await SYNC_METRICS.refresh(connection)
+    except Exception as exc:  # the HTTP figures are still worth serving
+        logger.warning("sync metrics not refreshed", extra={"error": repr(exc)})
+    return Response(generate_latest(METRICS_REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -55,6 +55,10 @@ class SyncRun(BaseModel):
         description="Data warnings the run found true: `opened` plus `seen_again`."
     )
     clever_requests: int = Field(description="Requests the run made to Clever.")
+    clever_errors: dict[str, int] = Field(
+        description="Failed Clever requests (retried or not) by HTTP status; `network` for "
+        "those that got no answer."
+    )
     error: str | None = Field(description="Why the run failed (or was coalesced or rejected).")
     held_reason: str | None = Field(description="What the mass-change guard found too much.")
     fallback_reason: str | None = Field(

@@ -280,6 +280,11 @@ class CleverClient:
         """Requests sent to Clever by this client so far, retries included."""
         return self._requester.request_count
 
+    @property
+    def error_counts(self) -> dict[str, int]:
+        """Failed attempts so far by HTTP status, or `network` when no answer came."""
+        return dict(self._requester.error_counts)
+
     async def __aenter__(self) -> Self:
         return self
 

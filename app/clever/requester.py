@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import time
@@ -121,6 +122,9 @@ class Requester:
         )
         self.request_count = 0
         """Requests sent so far, every attempt included."""
+        self.error_counts: collections.Counter[str] = collections.Counter()
+        """Failed attempts by HTTP status (`"429"`, `"503"`, ...), or `"network"` for those
+        that got no answer."""
 
     async def aclose(self) -> None:
         """Close the HTTP client if this requester created it."""
@@ -162,8 +166,11 @@ class Requester:
         try:
             response = await self._client.get(url, auth=self._auth, timeout=self._timeout)
         except _RETRYABLE_EXCEPTIONS as exc:
+            self.error_counts["network"] += 1
             return _Failure(reason=type(exc).__name__, cause=exc)
         status = response.status_code
+        if not 200 <= status < 300:
+            self.error_counts[str(status)] += 1
         if status == 429:
             wait = rate_limit_wait(response.headers, self._clock())
             return _Failure(reason="rate limited", status=status, rate_limit_wait=wait)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -408,8 +409,38 @@ class SyncRun(SQLModel, table=True):
         sa_type=Boolean,
         sa_column_kwargs={"server_default": text("false"), "nullable": False},
     )
+    # Failed Clever requests by HTTP status (`network`: no answer).
+    clever_errors: dict[str, Any] | None = _jsonb(required=True)
     decided_at: datetime | None = _timestamp()
     decided_by: str | None = _text()
+
+
+class SyncTotals(SQLModel, table=True):
+    """Ended runs added up per district, mode and status (for `/metrics`)."""
+
+    __tablename__ = "sync_totals"
+
+    district_id: str = Field(sa_type=Text, primary_key=True)
+    mode: str = Field(sa_type=Text, primary_key=True)
+    status: str = Field(sa_type=Text, primary_key=True)
+    runs: int = Field(sa_type=BigInteger, sa_column_kwargs={"nullable": False})
+    events_applied: int = Field(sa_type=BigInteger, sa_column_kwargs={"nullable": False})
+    clever_requests: int = Field(sa_type=BigInteger, sa_column_kwargs={"nullable": False})
+    duration_seconds: float = Field(sa_type=Float, sa_column_kwargs={"nullable": False})
+    last_finished_at: datetime = Field(
+        sa_type=DateTime(timezone=True), sa_column_kwargs={"nullable": False}
+    )
+    last_duration_seconds: float = Field(sa_type=Float, sa_column_kwargs={"nullable": False})
+
+
+class CleverErrorTotals(SQLModel, table=True):
+    """Failed Clever requests of ended runs, per district and HTTP status."""
+
+    __tablename__ = "clever_error_totals"
+
+    district_id: str = Field(sa_type=Text, primary_key=True)
+    status: str = Field(sa_type=Text, primary_key=True)
+    responses: int = Field(sa_type=BigInteger, sa_column_kwargs={"nullable": False})
 
 
 class DataWarning(SQLModel, table=True):

@@ -130,15 +130,14 @@ async def run_full_sync_locked(
             await _fetch_into_staging(
                 pool, connection, client, staging, district_id, run_id, sensitive, on_progress
             )
-            outcome = await _apply(
-                connection, staging, district_id, run_id, options, client.request_count
-            )
+            outcome = await _apply(connection, staging, district_id, run_id, options, client)
             if outcome.status is RunStatus.HELD:
                 await runs.finish_run(
                     connection,
                     run_id,
                     RunStatus.HELD,
                     clever_requests=client.request_count,
+                    clever_errors=client.error_counts,
                     held_reason=outcome.held_reason,
                 )
             else:
@@ -173,6 +172,7 @@ async def fail_run(
             RunStatus.FAILED,
             error=message,
             clever_requests=client.request_count,
+            clever_errors=client.error_counts,
         ):
             # The run's merge committed and recorded its end before this went wrong.
             run = await runs.get_run(connection, run_id)
@@ -475,7 +475,7 @@ async def _apply(
     district_id: str,
     run_id: uuid.UUID,
     options: SyncOptions,
-    clever_requests: int | None = None,
+    client: CleverClient | None = None,
     *,
     approved: bool = False,
 ) -> SyncOutcome:
@@ -505,7 +505,8 @@ async def _apply(
                 RunStatus.SUCCEEDED,
                 counts=outcome.counts,
                 warnings_count=outcome.warnings,
-                clever_requests=clever_requests,
+                clever_requests=client.request_count if client is not None else None,
+                clever_errors=client.error_counts if client is not None else None,
             )
     except _Held as held:
         return SyncOutcome(run_id, RunStatus.HELD, held_reason=str(held))

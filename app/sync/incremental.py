@@ -153,6 +153,7 @@ async def _apply_events(
                 counts=totals.as_dict(),
                 warnings_count=totals.warnings,
                 clever_requests=client.request_count,
+                clever_errors=client.error_counts,
                 idle=not totals.events,
             )
             return SyncOutcome(

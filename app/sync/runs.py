@@ -97,28 +97,57 @@ async def finish_run(
     counts: dict[str, Any] | None = None,
     warnings_count: int | None = None,
     clever_requests: int | None = None,
+    clever_errors: dict[str, int] | None = None,
     error: str | None = None,
     held_reason: str | None = None,
     idle: bool = False,
 ) -> bool:
-    """Record how a run ended (or that it is held: `finished_at` stays empty then).
+    """Record how a run ended (or that it is held: `finished_at` stays empty then), and add
+    an ended run to its district's `sync_totals` and `clever_error_totals`.
 
     A run that has ended already keeps its end, and False is returned: a failure after a
     run's merge committed (dropping its staging, say) never turns an applied run into a
     failed one.
     """
-    result: str = await connection.execute(
+    ended: int = await connection.fetchval(
         """
-        UPDATE sync_runs SET
-            status = $2,
-            finished_at = CASE WHEN $2 = 'held' THEN NULL ELSE now() END,
-            counts = COALESCE($3, counts),
-            warnings_count = COALESCE($4, warnings_count),
-            clever_requests = COALESCE($5, clever_requests),
-            error = $6,
-            held_reason = COALESCE($7, held_reason),
-            idle = $9
-        WHERE id = $1 AND status <> ALL($8::text[])
+        WITH run AS (
+            UPDATE sync_runs SET
+                status = $2,
+                finished_at = CASE WHEN $2 = 'held' THEN NULL ELSE now() END,
+                counts = COALESCE($3, counts),
+                warnings_count = COALESCE($4, warnings_count),
+                clever_requests = COALESCE($5, clever_requests),
+                clever_errors = COALESCE($10, clever_errors),
+                error = $6,
+                held_reason = COALESCE($7, held_reason),
+                idle = $9
+            WHERE id = $1 AND status <> ALL($8::text[])
+            RETURNING district_id, mode, status, finished_at, clever_requests, clever_errors,
+                      COALESCE((counts->'events'->>'applied')::bigint, 0) AS events_applied,
+                      extract(epoch FROM finished_at - COALESCE(started_at, finished_at))
+                          AS duration
+        ), totals AS (
+            INSERT INTO sync_totals AS t
+            SELECT district_id, mode, status, 1, events_applied, clever_requests, duration,
+                   finished_at, duration
+            FROM run WHERE finished_at IS NOT NULL
+            ON CONFLICT (district_id, mode, status) DO UPDATE SET
+                runs = t.runs + 1,
+                events_applied = t.events_applied + EXCLUDED.events_applied,
+                clever_requests = t.clever_requests + EXCLUDED.clever_requests,
+                duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
+                last_finished_at = EXCLUDED.last_finished_at,
+                last_duration_seconds = EXCLUDED.last_duration_seconds
+        ), errors AS (
+            INSERT INTO clever_error_totals AS e
+            SELECT run.district_id, failed.key, failed.value::bigint
+            FROM run, jsonb_each_text(run.clever_errors) AS failed
+            WHERE run.finished_at IS NOT NULL
+            ON CONFLICT (district_id, status) DO UPDATE
+            SET responses = e.responses + EXCLUDED.responses
+        )
+        SELECT count(*) FROM run
         """,
         run_id,
         status.value,
@@ -129,8 +158,9 @@ async def finish_run(
         held_reason,
         [status.value for status in FINAL_STATUSES],
         idle,
+        orjson.dumps(clever_errors) if clever_errors is not None else None,
     )
-    return result != "UPDATE 0"
+    return ended > 0
 
 
 async def record_events_cursor(

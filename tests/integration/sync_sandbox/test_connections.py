@@ -7,12 +7,15 @@ from typing import Any
 
 import asyncpg
 import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from app.mirror.queries.shapes import district_json
 from app.settings import CleverApiVersion, Settings
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
+from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox
 from tests.integration.api.sync_support import arq_queue, forget_jobs, queued_job
 from tests.integration.sync_sandbox.support import (
@@ -21,6 +24,7 @@ from tests.integration.sync_sandbox.support import (
     sync_deps,
     sync_ok,
 )
+from tests.support.app import app_client
 from workers.jobs import poll_events, schedule_full_syncs
 
 
@@ -181,3 +185,52 @@ async def test_a_paused_district_is_skipped_by_the_full_schedule_and_never_held(
             assert (run["status"], run["trigger"]) == ("queued", "schedule")
         finally:
             await forget_jobs(queue, [district.id])
+
+
+async def test_metrics_show_each_districts_sync_figures(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    district = tiny_sandbox.districts[0]
+    deps = sync_deps(
+        sandbox_settings(settings, sandbox=tiny_sandbox, district=district), pool=mirror_pool
+    )
+    # Every second request fails once: the full sync retries its way through.
+    tiny_sandbox.state.set_faults(FaultConfig(error_every=2, error_statuses=(503,)))
+    await sync_ok(deps, district=district)
+    tiny_sandbox.state.set_faults(FaultConfig())
+    district.create("users", {"name": {"first": "Metric"}}, role="student")
+    outcome = await sync_district(
+        deps, district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.CLI
+    )
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    runs = await mirror_pool.fetch(
+        "SELECT * FROM sync_runs WHERE district_id = $1 ORDER BY created_at", district.id
+    )
+
+    async with app_client(deps.settings) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted({"district_id": district.id, **labels}.items()))))
+
+    assert value("roster_sync_runs_total", mode="full", status="succeeded") == 1
+    assert value("roster_sync_runs_total", mode="incremental", status="succeeded") == 1
+    assert value("roster_sync_events_applied_total") == 1
+    assert value("roster_clever_requests_total") == sum(r["clever_requests"] for r in runs)
+    failed = sum(r["clever_errors"].get("503", 0) for r in runs)
+    assert failed > 0
+    assert value("roster_clever_errors_total", status="503") == failed
+    last_success = value("roster_sync_last_success_timestamp_seconds")
+    assert last_success == max(r["finished_at"] for r in runs).timestamp()
+    assert value("roster_district_connected") == 1
+    assert value("roster_district_paused") == 0
+    incremental = runs[-1]
+    assert value("roster_sync_last_duration_seconds", mode="incremental") == pytest.approx(
+        (incremental["finished_at"] - incremental["started_at"]).total_seconds()
+    )
