@@ -20,6 +20,7 @@ from app.sync.full import SyncError, decide_held_run
 from app.sync.queue import (
     APPLY_HELD_FUNCTION,
     SYNC_FUNCTION,
+    SYNC_JOB_TIMEOUT_SECONDS,
     DistrictBusyError,
     reap_dead_runs,
     request_sync,
@@ -29,7 +30,6 @@ from app.sync.service import SyncDeps, sync_district
 
 logger = logging.getLogger(__name__)
 
-SYNC_JOB_TIMEOUT_SECONDS = 6 * 3600
 # Applying a held run merges staged rows only: no Clever requests.
 APPLY_JOB_TIMEOUT_SECONDS = 3600
 APPLY_MAX_TRIES = 5

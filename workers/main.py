@@ -15,7 +15,7 @@ from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool
 from app.redis import redis_settings
 from app.settings import Settings, load_settings
-from app.sync.queue import QUEUE_NAME, deserialize_job, serialize_job
+from app.sync.queue import QUEUE_NAME, SYNC_JOB_TIMEOUT_SECONDS, deserialize_job, serialize_job
 from app.sync.service import SyncDeps
 from app.sync.tokens import DistrictTokens
 from workers import jobs
@@ -69,7 +69,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_deserializer": deserialize_job,
         "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
         "max_jobs": MAX_JOBS,
-        "job_timeout": 6 * 3600,
+        # The longest job timeout: the queue reads when a job started from arq's in-progress
+        # key, which lives that long plus 10 s.
+        "job_timeout": SYNC_JOB_TIMEOUT_SECONDS,
         "keep_result": 24 * 3600,
     }
 

@@ -7,12 +7,15 @@ import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app.api.auth import authenticate, check_scope
+from app.api.keys import Scope
 from app.api.problems import Problem, problem_response
-from app.observability.sync_metrics import METRICS_REGISTRY, SYNC_METRICS
+from app.observability.sync_metrics import SyncMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +82,24 @@ async def _check_redis(request: Request) -> str:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus metrics."}},
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: this process's HTTP figures, and every district's sync figures
-    (read from Postgres, the same on every replica)."""
+    """Prometheus metrics of this process (no key needed) and, scraped with a key holding
+    `read` (`Authorization: Bearer ...`, optional), the sync figures of the districts that
+    key may see (read from Postgres: the same on every replica)."""
+    body = generate_latest()
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if not secret:
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=secret.strip())
+    principal = await authenticate(request, credentials)
+    check_scope(request, principal, Scope.READ)
+    collector = SyncMetrics()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             async with request.state.pool.acquire() as connection:
-                await SYNC_METRICS.refresh(connection)
-    except Exception as exc:  # the HTTP figures are still worth serving
-        logger.warning("sync metrics not refreshed", extra={"error": repr(exc)})
-    return Response(generate_latest(METRICS_REGISTRY), media_type=CONTENT_TYPE_LATEST)
+                await collector.refresh(connection, principal.district_ids)
+    except Exception as exc:  # the process's figures are still worth serving
+        logger.warning("sync metrics not read", extra={"error": repr(exc)})
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return Response(body + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

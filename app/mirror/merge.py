@@ -472,9 +472,11 @@ async def _end_links_to_deactivated(
 ) -> None:
     """End links that point at records this batch deactivated, warning on their owners.
 
-    Owners staged in full get their links rebuilt anyway; this covers owners that did not
-    change (an unchanged section listing a student who left). The warning makes the next
-    full sync look at the owner again, so the link returns if the record does.
+    Owners staged in full get their links rebuilt anyway, and owners deleted in the batch
+    lose them (with no warning: a record that is gone has no problems); this covers owners
+    that did not change (an unchanged section listing a student who left). The warning
+    makes the next full sync look at the owner again, so the link returns if the record
+    does.
     """
     deletions = staging.table("deletions")
     for link, owner_entity, owner, ref, target, field_name, code, ends in (
@@ -498,6 +500,8 @@ async def _end_links_to_deactivated(
                   AND t.{ref} IN (SELECT id FROM {deletions} WHERE entity = '{target}')
                   AND t.{owner} NOT IN (
                       SELECT id FROM {staging.table(owner_entity)} WHERE raw IS NOT NULL
+                      UNION ALL
+                      SELECT id FROM {deletions} WHERE entity = '{owner_entity}'
                   )
                 RETURNING t.{owner} AS owner, t.{ref} AS ref
             )

@@ -2,8 +2,9 @@
 
 Syncs run in any number of worker processes, so their figures are added up in Postgres as
 runs end (`sync_totals`, `clever_error_totals`, written by `app.sync.runs`) and every API
-process reports the same values: scrape one replica, or take `max` across them. Alert on
-`time() - roster_sync_last_success_timestamp_seconds > 26 * 3600`.
+process reports the same values: scrape one replica, or take `max` across them. District ids
+are labels, so only a scrape with an API key gets them, for the districts the key may see.
+Alert on `time() - roster_sync_last_success_timestamp_seconds > 26 * 3600`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import REGISTRY, Collector
+from prometheus_client.registry import Collector
 
 from app.mirror.queries.shapes import district_connection, district_paused
 
@@ -26,22 +27,30 @@ class _Snapshot:
 
 
 class SyncMetrics(Collector):
-    """Yields the figures of the last `refresh`; the `/metrics` route refreshes first."""
+    """Yields the figures `refresh` read (one instance per scrape)."""
 
     def __init__(self) -> None:
         self._snapshot = _Snapshot()
 
-    async def refresh(self, connection: asyncpg.Connection) -> None:
+    async def refresh(self, connection: asyncpg.Connection, district_ids: list[str] | None) -> None:
+        """Read the figures of `district_ids` (None: every district)."""
+        shown = "($1::text[] IS NULL OR {column} = ANY($1::text[]))"
         self._snapshot = _Snapshot(
             totals=await connection.fetch(
-                "SELECT * FROM sync_totals ORDER BY district_id, mode, status"
+                f"SELECT * FROM sync_totals WHERE {shown.format(column='district_id')}"
+                " ORDER BY district_id, mode, status",
+                district_ids,
             ),
             errors=await connection.fetch(
-                "SELECT * FROM clever_error_totals ORDER BY district_id, status"
+                f"SELECT * FROM clever_error_totals WHERE {shown.format(column='district_id')}"
+                " ORDER BY district_id, status",
+                district_ids,
             ),
             districts=await connection.fetch(
                 f"SELECT d.id, {district_connection('d')} = 'connected' AS connected,"
-                f" {district_paused('d')} AS paused FROM districts d ORDER BY d.id"
+                f" {district_paused('d')} AS paused FROM districts d"
+                f" WHERE {shown.format(column='d.id')} ORDER BY d.id",
+                district_ids,
             ),
         )
 
@@ -136,9 +145,3 @@ class SyncMetrics(Collector):
             connected,
             paused,
         )
-
-
-SYNC_METRICS = SyncMetrics()
-# Prometheus's default registry (this process's HTTP metrics) plus the sync figures.
-METRICS_REGISTRY = REGISTRY
-METRICS_REGISTRY.register(SYNC_METRICS)

@@ -2,8 +2,9 @@
 
 The phases:
 
-1. Take the district's lock (a Postgres advisory lock held by one connection for the whole
-   run); without it the run is `coalesced` into the one that holds it.
+1. The caller (`app.sync.service`) holds the district's lock (a Postgres advisory lock held
+   by one connection for the whole run); without it the run is `coalesced` into the one
+   that holds it.
 2. Note Clever's newest event id, so incremental syncs continue from it afterwards.
 3. Read each district-level collection page by page (the next page is fetched while the
    current one is normalized and copied), normalize every record, and `COPY` rows, links and
@@ -80,21 +81,6 @@ class SyncOutcome:
     held_reason: str | None = None
 
 
-async def run_full_sync(
-    pool: asyncpg.Pool,
-    client: CleverClient,
-    district_id: str,
-    run_id: uuid.UUID,
-    options: SyncOptions,
-    on_progress: ProgressCallback | None = None,
-) -> SyncOutcome:
-    """Run a full sync for `district_id` as run `run_id` (already recorded as queued)."""
-    async with district_lock(pool, district_id) as acquired:
-        if not acquired:
-            return await coalesce(pool, run_id)
-        return await run_full_sync_locked(pool, client, district_id, run_id, options, on_progress)
-
-
 async def coalesce(pool: asyncpg.Pool, run_id: uuid.UUID) -> SyncOutcome:
     """End a run that found another sync of its district holding the lock."""
     async with pool.acquire() as connection:
@@ -107,16 +93,22 @@ async def coalesce(pool: asyncpg.Pool, run_id: uuid.UUID) -> SyncOutcome:
     return SyncOutcome(run_id, RunStatus.COALESCED)
 
 
-async def run_full_sync_locked(
+async def run_full_sync(
     pool: asyncpg.Pool,
     client: CleverClient,
     district_id: str,
     run_id: uuid.UUID,
     options: SyncOptions,
-    on_progress: ProgressCallback | None,
+    on_progress: ProgressCallback | None = None,
+    *,
+    final_attempt: bool = True,
 ) -> SyncOutcome:
-    """`run_full_sync` for a caller that holds the district's lock already (an incremental
-    run falling back to a full one)."""
+    """Run a full sync for `district_id` as run `run_id` (already recorded as queued).
+
+    The caller holds the district's lock (`app.sync.locks.district_lock`). Unless this is
+    the `final_attempt`, a lost database connection raises DatabaseConnectionLost (see
+    `fail_run`) so the caller can run it again.
+    """
     staging = Staging(run_id)
     async with pool.acquire() as connection:
         await runs.fail_interrupted_runs(connection, district_id, run_id)
@@ -146,12 +138,15 @@ async def run_full_sync_locked(
                 await merge.analyze_live(connection)
             return outcome
     except Exception as exc:
-        outcome = await fail_run(pool, client, district_id, run_id, exc, mode="full")
-        # Best effort: the next sync drops whatever a dead run left behind.
-        with suppress(Exception):
-            async with pool.acquire() as connection:
-                await staging.drop(connection)
-        return outcome
+        try:
+            return await fail_run(
+                pool, client, district_id, run_id, exc, mode="full", final_attempt=final_attempt
+            )
+        finally:
+            # Best effort: the next sync drops whatever a dead run left behind.
+            with suppress(Exception):
+                async with pool.acquire() as connection:
+                    await staging.drop(connection)
 
 
 async def fail_run(
@@ -162,9 +157,19 @@ async def fail_run(
     exc: Exception,
     *,
     mode: str,
+    final_attempt: bool = True,
 ) -> SyncOutcome:
-    """Record that a run failed, with the cause in words (never a token)."""
+    """Record that a run failed, with the cause in words (never a token).
+
+    A lost database connection on an attempt that is not the last raises
+    DatabaseConnectionLost instead, leaving the run running for the caller to retry.
+    """
     message = describe(exc)
+    if is_connection_lost(exc):
+        # Other pooled connections were likely ended too: open fresh ones.
+        await pool.expire_connections()
+        if not final_attempt:
+            raise DatabaseConnectionLost(message) from exc
     async with pool.acquire() as connection:
         if not await runs.finish_run(
             connection,
@@ -199,9 +204,73 @@ def _changed_much(outcome: SyncOutcome) -> bool:
     return written > 1000 and written > unchanged // 10
 
 
-def describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, SyncError) else text
+# Errors of a database connection the server ended or that broke: the run may be retried.
+LOST_CONNECTION = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # terminated by an administrator, shutdown
+    ConnectionError,
+)
+# What asyncpg says when a connection it already lost is used again.
+_CLOSED_CONNECTION_MESSAGES = ("released back to the pool", "connection is closed")
+
+
+class DatabaseConnectionLost(SyncError):
+    """The run's database connection was lost; the run is left running for a retry."""
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 20:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The error behind `exc`: asyncpg errors raised while cleaning up after a connection
+    the server terminated ("the underlying connection is closed", "another operation is in
+    progress") hide the termination itself in their context."""
+    chain = _chain(exc)
+    lost = [error for error in chain if isinstance(error, LOST_CONNECTION)]
+    if lost:
+        return lost[0]
+    root = exc
+    for error in chain[1:]:
+        if not isinstance(root, asyncpg.InterfaceError):
+            break
+        root = error
+    return root
+
+
+def _used_after_loss(exc: BaseException) -> bool:
+    return any(
+        isinstance(error, asyncpg.InterfaceError)
+        and any(message in str(error) for message in _CLOSED_CONNECTION_MESSAGES)
+        for error in _chain(exc)
+    )
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    return isinstance(root_cause(exc), LOST_CONNECTION) or _used_after_loss(exc)
+
+
+def describe(exc: BaseException) -> str:
+    """A run's error in words: the real cause, never a token."""
+    if isinstance(exc, SyncError):
+        return str(exc)
+    root = root_cause(exc)
+    text = f"{type(root).__name__}: {str(root) or type(root).__name__}"
+    if isinstance(root, LOST_CONNECTION):
+        return f"database connection lost ({text})"
+    if _used_after_loss(exc):
+        # asyncpg dropped the connection when the server ended it; the error that said so
+        # went to whichever statement was waiting then.
+        return (
+            "database connection lost: the server closed it (terminated, restarted or failed over)"
+        )
+    return text
 
 
 async def _discard_superseded(

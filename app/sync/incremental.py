@@ -1,7 +1,7 @@
 """Incremental sync of one district from Clever's events.
 
 A full sync must always work from the Data API alone; events only make the mirror fresh
-between full syncs, cheaply. The run, under the district's lock (the full sync's):
+between full syncs, cheaply. The run, under the district's lock (held by the caller):
 
 1. Reads the district's cursor: the newest event the mirror has applied.
 2. Pages `/events?starting_after=<cursor>` oldest first. Each page is one batch: per record,
@@ -43,14 +43,12 @@ from app.sync.full import (
     ProgressCallback,
     SyncOptions,
     SyncOutcome,
-    coalesce,
     fail_run,
     normalized_batch,
     read_ahead,
-    run_full_sync_locked,
+    run_full_sync,
     sensitive_enabled,
 )
-from app.sync.locks import district_lock
 from app.sync.runs import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -67,30 +65,35 @@ async def run_incremental_sync(
     run_id: uuid.UUID,
     options: SyncOptions,
     on_progress: ProgressCallback | None = None,
+    *,
+    final_attempt: bool = True,
 ) -> SyncOutcome:
     """Apply the district's new events as run `run_id` (already recorded as queued), or run
-    a full sync instead when events cannot be trusted to bring the mirror up to date."""
-    async with district_lock(pool, district_id) as acquired:
-        if not acquired:
-            return await coalesce(pool, run_id)
-        async with pool.acquire() as connection:
-            cursor = await cursors.events_cursor(connection, district_id)
-            last_success = await runs.last_success_at(connection, district_id)
-        reason = _fallback_reason(cursor, last_success, options.events_max_age_days)
-        if reason is None and cursor is not None:
-            try:
-                return await _apply_events(
-                    pool, client, district_id, run_id, options, cursor, on_progress
-                )
-            except CleverEventsUnavailable as exc:
-                reason = str(exc)
-        async with pool.acquire() as connection:
-            await runs.fall_back_to_full(connection, run_id, reason or "no events cursor")
-        logger.info(
-            "incremental sync runs as a full sync",
-            extra={"district_id": district_id, "run_id": str(run_id), "reason": reason},
-        )
-        return await run_full_sync_locked(pool, client, district_id, run_id, options, on_progress)
+    a full sync instead when events cannot be trusted to bring the mirror up to date.
+
+    The caller holds the district's lock (`app.sync.locks.district_lock`); `final_attempt`
+    as in `run_full_sync` (a retry goes on after the last committed batch).
+    """
+    async with pool.acquire() as connection:
+        cursor = await cursors.events_cursor(connection, district_id)
+        last_success = await runs.last_success_at(connection, district_id)
+    reason = _fallback_reason(cursor, last_success, options.events_max_age_days)
+    if reason is None and cursor is not None:
+        try:
+            return await _apply_events(
+                pool, client, district_id, run_id, options, cursor, on_progress, final_attempt
+            )
+        except CleverEventsUnavailable as exc:
+            reason = str(exc)
+    async with pool.acquire() as connection:
+        await runs.fall_back_to_full(connection, run_id, reason or "no events cursor")
+    logger.info(
+        "incremental sync runs as a full sync",
+        extra={"district_id": district_id, "run_id": str(run_id), "reason": reason},
+    )
+    return await run_full_sync(
+        pool, client, district_id, run_id, options, on_progress, final_attempt=final_attempt
+    )
 
 
 def _fallback_reason(
@@ -111,6 +114,7 @@ async def _apply_events(
     options: SyncOptions,
     cursor: str,
     on_progress: ProgressCallback | None,
+    final_attempt: bool,
 ) -> SyncOutcome:
     """Page the events after `cursor`, one committed batch per page.
 
@@ -162,7 +166,15 @@ async def _apply_events(
     except CleverEventsUnavailable:
         raise
     except Exception as exc:
-        return await fail_run(pool, client, district_id, run_id, exc, mode="incremental")
+        return await fail_run(
+            pool,
+            client,
+            district_id,
+            run_id,
+            exc,
+            mode="incremental",
+            final_attempt=final_attempt,
+        )
 
 
 @asynccontextmanager
@@ -173,9 +185,8 @@ async def _staged(connection: asyncpg.Connection, staging: Staging) -> AsyncIter
     try:
         yield
     finally:
-        if not connection.is_closed():
-            with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                await staging.drop(connection)
+        with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await staging.drop(connection)
 
 
 async def _normalized(

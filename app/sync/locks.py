@@ -8,7 +8,7 @@ and "running but unlocked" means the process running it is gone.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 
@@ -50,4 +50,12 @@ async def district_lock(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[b
             yield acquired
         finally:
             if acquired:
-                await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+                try:
+                    await connection.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key
+                    )
+                except Exception:
+                    # A connection the server terminated took the lock with it; any other
+                    # that cannot unlock is ended, so it never goes back to the pool locked.
+                    with suppress(Exception):
+                        connection.terminate()

@@ -42,9 +42,16 @@ APPLY_HELD_FUNCTION = "apply_held_run"
 
 # How long triggers wait for another trigger of the same district to finish queueing.
 REQUEST_LOCK_TIMEOUT_SECONDS = 10.0
-# `roster sync` records its run, then looks up the district's token (asking Clever), and
-# only then takes the district's lock; until then its run has neither a job nor the lock.
+# `roster sync` records its run, then takes the district's lock; until then its run has
+# neither a job nor the lock.
 CLI_START_GRACE = timedelta(minutes=10)
+# The longest job the worker runs (a sync): arq keeps a job's in-progress key for the
+# longest job timeout plus 10 s, so the key's remaining life tells when the job started.
+SYNC_JOB_TIMEOUT_SECONDS = 6 * 3600
+IN_PROGRESS_TTL_MS = (SYNC_JOB_TIMEOUT_SECONDS + 10) * 1000
+# Between arq starting a job and the job taking the district's lock (milliseconds, at
+# worst seconds on a loaded worker) the job is alive without the lock.
+JOB_START_GRACE_MS = 60_000
 
 # Jobs travel as JSON, not pickle: they carry ids only, and any process may read them.
 serialize_job = functools.partial(orjson.dumps, default=repr)
@@ -254,6 +261,8 @@ class _Job:
     function: str | None
     run_id: uuid.UUID | None
     in_progress: bool
+    # Started by a worker moments ago: it may not hold the district's lock yet.
+    starting: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,7 +279,15 @@ async def _settle(queue: ArqRedis, connection: asyncpg.Connection, district_id: 
     finish as failed, and forget a job whose worker died."""
     locked = await is_district_locked(connection, district_id)
     job = await _district_job(queue, district_id)
-    if job is not None and job.in_progress and not locked:
+    # A job just started may not have taken the lock yet: alive while its run waits to
+    # start. Later, or once its run started (a run only starts under the lock), the worker
+    # running it is gone.
+    if (
+        job is not None
+        and job.in_progress
+        and not locked
+        and not (job.starting and await _run_waits(connection, job.run_id))
+    ):
         await _forget_abandoned(queue, district_id)
         job = None
     pending: asyncpg.Record | None = None
@@ -289,6 +306,13 @@ async def _settle(queue: ArqRedis, connection: asyncpg.Connection, district_id: 
     return _Slot(pending, busy=locked or job is not None, job=job)
 
 
+async def _run_waits(connection: asyncpg.Connection, run_id: uuid.UUID | None) -> bool:
+    if run_id is None:
+        return False
+    status = await connection.fetchval("SELECT status FROM sync_runs WHERE id = $1", run_id)
+    return bool(status == RunStatus.QUEUED)
+
+
 def _why_dead(run: asyncpg.Record, job: _Job | None, *, locked: bool) -> str | None:
     """Why nothing will finish this queued or running run, or None if something will."""
     if run["status"] == RunStatus.RUNNING:
@@ -303,20 +327,23 @@ def _why_dead(run: asyncpg.Record, job: _Job | None, *, locked: bool) -> str | N
 
 async def _district_job(queue: ArqRedis, district_id: str) -> _Job | None:
     job_id = sync_job_id(district_id)
-    in_progress = bool(await queue.exists(in_progress_key_prefix + job_id))
+    # Milliseconds the in-progress key has left: -2 when there is none, -1 without expiry.
+    left = int(await queue.pttl(in_progress_key_prefix + job_id))
+    in_progress = left != -2
+    starting = left >= 0 and IN_PROGRESS_TTL_MS - left < JOB_START_GRACE_MS
     raw = await queue.get(job_key_prefix + job_id)
     if raw is None:
-        return _Job(None, None, in_progress=True) if in_progress else None
+        return _Job(None, None, in_progress=True, starting=starting) if in_progress else None
     try:
         definition = read_job_definition(raw, deserializer=queue.job_deserializer)
     except DeserializationError:
-        return _Job(None, None, in_progress)
+        return _Job(None, None, in_progress, starting)
     run_id = definition.kwargs.get("run_id")
     try:
         parsed = uuid.UUID(run_id) if isinstance(run_id, str) else None
     except ValueError:
         parsed = None
-    return _Job(definition.function, parsed, in_progress)
+    return _Job(definition.function, parsed, in_progress, starting)
 
 
 async def _forget_abandoned(queue: ArqRedis, district_id: str) -> None:

@@ -68,11 +68,15 @@ async def create_run(
     return run_id
 
 
-async def start_run(connection: asyncpg.Connection, run_id: uuid.UUID) -> None:
-    await connection.execute(
-        "UPDATE sync_runs SET status = 'running', started_at = now(), error = NULL WHERE id = $1",
+async def start_run(connection: asyncpg.Connection, run_id: uuid.UUID) -> bool:
+    """Mark the run running; False when it has ended already (failed by the reaper while
+    its job waited, say), and must not run."""
+    result: str = await connection.execute(
+        "UPDATE sync_runs SET status = 'running', started_at = now(), error = NULL"
+        " WHERE id = $1 AND status IN ('queued', 'running')",
         run_id,
     )
+    return result != "UPDATE 0"
 
 
 async def record_progress(

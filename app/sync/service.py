@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -10,10 +12,20 @@ import asyncpg
 from app.clever.errors import CleverError
 from app.settings import Settings
 from app.sync import connections, runs
-from app.sync.full import ProgressCallback, SyncOptions, SyncOutcome, run_full_sync
+from app.sync.full import (
+    DatabaseConnectionLost,
+    ProgressCallback,
+    SyncOptions,
+    SyncOutcome,
+    coalesce,
+    run_full_sync,
+)
 from app.sync.incremental import run_incremental_sync
+from app.sync.locks import district_lock
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.tokens import DistrictTokens, UnknownDistrictError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,9 @@ class SyncDeps:
     settings: Settings
     pool: asyncpg.Pool
     tokens: DistrictTokens
+    # Waits before running a sync again after it lost its database connection (a restarted
+    # or failed-over Postgres, a terminated backend); one retry per entry.
+    database_retry_delays: tuple[float, ...] = (1.0, 5.0)
 
     @property
     def options(self) -> SyncOptions:
@@ -46,6 +61,48 @@ async def sync_district(
     if run_id is None:
         async with deps.pool.acquire() as connection:
             run_id = await runs.create_run(connection, district_id, mode, trigger)
+    # Each attempt takes the lock first, before anything that may take time (asking Clever
+    # for the token): the queue tells a job that is starting from one whose worker died by
+    # this lock. A lost database connection may have taken the lock with it: a retry takes
+    # it again, and coalesces if another sync got there first.
+    for attempt, delay in enumerate((*deps.database_retry_delays, None), start=1):
+        try:
+            async with district_lock(deps.pool, district_id) as acquired:
+                if not acquired:
+                    return await coalesce(deps.pool, run_id)
+                return await _sync_locked(
+                    deps, district_id, mode, run_id, on_progress, final_attempt=delay is None
+                )
+        except DatabaseConnectionLost as exc:
+            assert delay is not None
+            logger.warning(
+                "sync lost its database connection; running it again",
+                extra={
+                    "district_id": district_id,
+                    "run_id": str(run_id),
+                    "attempt": attempt,
+                    "error": str(exc),
+                },
+            )
+            await asyncio.sleep(delay)
+    raise AssertionError("the last attempt never raises DatabaseConnectionLost")
+
+
+async def _sync_locked(
+    deps: SyncDeps,
+    district_id: str,
+    mode: RunMode,
+    run_id: uuid.UUID,
+    on_progress: ProgressCallback | None,
+    *,
+    final_attempt: bool,
+) -> SyncOutcome:
+    async with deps.pool.acquire() as connection:
+        run = await runs.get_run(connection, run_id)
+    if run is None or run["status"] not in runs.ACTIVE_STATUSES:
+        # Ended while its job waited (the reaper, a superseding sync): nothing to do.
+        status = RunStatus(run["status"]) if run is not None else RunStatus.FAILED
+        return SyncOutcome(run_id, status, error="the run had ended before it could start")
     try:
         token = await deps.tokens.token_for(district_id)
     except UnknownDistrictError as exc:
@@ -56,15 +113,17 @@ async def sync_district(
         return await _fail(deps, run_id, str(exc))
     async with deps.pool.acquire() as connection:
         await connections.mark_connected(connection, district_id)
+    run_sync = run_incremental_sync if mode is RunMode.INCREMENTAL else run_full_sync
     async with deps.tokens.client_for(token, district_id) as client:
-        if mode is RunMode.INCREMENTAL:
-            outcome = await run_incremental_sync(
-                deps.pool, client, district_id, run_id, deps.options, on_progress
-            )
-        else:
-            outcome = await run_full_sync(
-                deps.pool, client, district_id, run_id, deps.options, on_progress
-            )
+        outcome = await run_sync(
+            deps.pool,
+            client,
+            district_id,
+            run_id,
+            deps.options,
+            on_progress,
+            final_attempt=final_attempt,
+        )
     if outcome.status is RunStatus.FAILED and not deps.tokens.serves(district_id):
         # Clever rejected the token and, asked again, named none for the district.
         async with deps.pool.acquire() as connection:

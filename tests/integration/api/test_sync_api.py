@@ -26,7 +26,14 @@ from app.api.pagination import encode_cursor
 from app.api.sync_schemas import SyncRun
 from app.settings import Settings
 from app.sync.locks import district_lock
-from app.sync.queue import INTERRUPTED, QUEUE_NAME, reap_dead_runs, sync_job_id
+from app.sync.queue import (
+    IN_PROGRESS_TTL_MS,
+    INTERRUPTED,
+    JOB_START_GRACE_MS,
+    QUEUE_NAME,
+    reap_dead_runs,
+    sync_job_id,
+)
 from app.sync.runs import RunStatus
 from app.sync.service import SyncDeps
 from sandbox.district import SandboxDistrict
@@ -264,6 +271,33 @@ async def test_a_run_whose_worker_died_is_failed_and_its_job_forgotten(
     assert not await queue.exists(in_progress_key_prefix + sync_job_id(district_id))
     job = await queued_job(queue, district_id)
     assert job is not None and job.kwargs["run_id"] == fresh["id"]
+
+
+async def test_a_job_a_worker_just_started_is_joined_before_it_takes_the_lock(
+    api: httpx.AsyncClient, keys: Keys, mirrored: Mirrored, queue: ArqRedis, api_pool: asyncpg.Pool
+) -> None:
+    """Between arq starting a job and the job taking the district's lock, the run is queued,
+    in progress and unlocked: alive, not abandoned (triggers used to fail it as lost, queue
+    a second run and start the job twice)."""
+    district_id = mirrored.s.id
+    first = _run(await _trigger(api, keys.sync, district_id), 202)
+    # What arq does when a worker picks the job up.
+    await queue.psetex(in_progress_key_prefix + sync_job_id(district_id), IN_PROGRESS_TTL_MS, b"1")
+    for _ in range(5):
+        joined = _run(await _trigger(api, keys.sync, district_id), 200)
+        assert (joined["id"], joined["status"]) == (first["id"], "queued")
+    assert await queue.exists(in_progress_key_prefix + sync_job_id(district_id))
+
+    # The same mark a minute later, still without the lock: the worker died starting it.
+    await queue.psetex(
+        in_progress_key_prefix + sync_job_id(district_id),
+        IN_PROGRESS_TTL_MS - JOB_START_GRACE_MS - 1000,
+        b"1",
+    )
+    fresh = _run(await _trigger(api, keys.sync, district_id), 202)
+    assert fresh["id"] != first["id"]
+    lost = await _get_run(api, keys.read, first["id"])
+    assert lost["status"] == "failed" and lost["error"].startswith("lost")
 
 
 async def test_a_running_sync_holding_the_district_lock_is_joined(

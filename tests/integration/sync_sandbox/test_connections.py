@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from app.api.keys import Scope, create_key
 from app.mirror.queries.shapes import district_json
 from app.settings import CleverApiVersion, Settings
 from app.sync.runs import RunMode, RunStatus, RunTrigger
@@ -207,9 +208,21 @@ async def test_metrics_show_each_districts_sync_figures(
         "SELECT * FROM sync_runs WHERE district_id = $1 ORDER BY created_at", district.id
     )
 
+    async with mirror_pool.acquire() as connection:
+        key = await create_key(connection, name="metrics", scopes=[Scope.READ])
+        other = await create_key(
+            connection, name="other", scopes=[Scope.READ], district_ids=["elsewhere"]
+        )
     async with app_client(deps.settings) as client:
-        response = await client.get("/metrics")
-    assert response.status_code == 200
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {key.secret}"})
+        anonymous = await client.get("/metrics")
+        elsewhere = await client.get(
+            "/metrics", headers={"Authorization": f"Bearer {other.secret}"}
+        )
+    assert response.status_code == anonymous.status_code == elsewhere.status_code == 200
+    # District ids are labels: only a key that may see the district gets its figures.
+    assert "roster_http_requests_total" in anonymous.text
+    assert district.id not in anonymous.text and district.id not in elsewhere.text
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(response.text)
