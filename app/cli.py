@@ -174,7 +174,8 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
     """One district's sync, with a progress line per collection."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from app.sync.service import sync_district
+    from app.sync.queue import claim_cli_run
+    from app.sync.service import follow_run, sync_district
 
     tasks: dict[str, TaskID] = {}
     with Progress(
@@ -192,8 +193,20 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
                 )
             progress.update(tasks[collection], completed=records, pages=pages)
 
+        claim = await claim_cli_run(deps.pool, district_id, mode)
+        if claim.running_elsewhere:
+            console.print(
+                f"district {district_id}: run {claim.run_id} is running in another process;"
+                " following it"
+            )
+            return await follow_run(deps.pool, claim.run_id)
         return await sync_district(
-            deps, district_id, mode=mode, trigger=RunTrigger.CLI, on_progress=on_progress
+            deps,
+            district_id,
+            mode=claim.mode,
+            trigger=RunTrigger.CLI,
+            run_id=claim.run_id,
+            on_progress=on_progress,
         )
 
 

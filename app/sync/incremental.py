@@ -133,14 +133,19 @@ async def _apply_events(
         async with pool.acquire() as connection, _staged(connection, staging):
             pages = 0
             # The next page is fetched and normalized while this one is merged.
-            batches = _normalized(
-                client.iter_events(starting_after=cursor), district_id, sensitive, totals.events
-            )
-            async for page, batch in read_ahead(batches, size=1):
+            batches = _normalized(client.iter_events(starting_after=cursor), district_id, sensitive)
+            async for page, batch, counted in read_ahead(batches, size=1):
                 pages += 1
                 if page.last_id is not None:
                     await _apply_batch(
-                        connection, staging, district_id, run_id, batch, page.last_id, totals
+                        connection,
+                        staging,
+                        district_id,
+                        run_id,
+                        batch,
+                        page.last_id,
+                        totals,
+                        counted,
                     )
                 if on_progress is not None:
                     on_progress("events", pages, totals.events.total())
@@ -190,17 +195,16 @@ async def _staged(connection: asyncpg.Connection, staging: Staging) -> AsyncIter
 
 
 async def _normalized(
-    pages: AsyncIterator[Page[Any]], district_id: str, sensitive: bool, events: Counter[str]
-) -> AsyncIterator[tuple[Page[Any], Batch]]:
-    """Each page of events (fetched ahead) with its staging rows.
+    pages: AsyncIterator[Page[Any]], district_id: str, sensitive: bool
+) -> AsyncIterator[tuple[Page[Any], Batch, Counter[str]]]:
+    """Each page of events (fetched ahead) with its staging rows and its events counted.
 
     Normalizing in a thread was tried: the GIL it holds slowed the merge's COPY and round
     trips as much as it saved.
     """
     async for page in read_ahead(pages):
         batch, counted = _event_batch(page, district_id, sensitive)
-        events.update(counted)
-        yield page, batch
+        yield page, batch, counted
 
 
 @dataclass
@@ -230,10 +234,11 @@ async def _apply_batch(
     batch: Batch,
     cursor: str,
     totals: _Totals,
+    events: Counter[str],
 ) -> None:
     """Stage one page's records and deletions, then merge them, move the cursor and record
-    the run's totals in one transaction. A page of events this sync skips only moves the
-    cursor: nothing before them is left to read."""
+    the run's totals (with the page's `events`) in one transaction. A page of events this
+    sync skips only moves the cursor: nothing before them is left to read."""
     if batch:
         await staging.empty(connection)
         for kind, rows in batch:
@@ -244,6 +249,7 @@ async def _apply_batch(
             totals.add(
                 await merge.apply_batch(connection, staging, district_id, run_id, full=False)
             )
+        totals.events.update(events)
         await cursors.advance(connection, district_id, cursor)
         await runs.record_batch(connection, run_id, totals.as_dict(), totals.warnings)
 

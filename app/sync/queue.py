@@ -142,6 +142,34 @@ async def request_sync(
 
 
 @dataclass(frozen=True)
+class CliClaim:
+    run_id: uuid.UUID
+    mode: RunMode
+    # The run is being carried out by another process (a worker): follow it.
+    running_elsewhere: bool
+
+
+async def claim_cli_run(pool: asyncpg.Pool, district_id: str, mode: RunMode) -> CliClaim:
+    """The run `roster sync` carries out, joining the district's pending one like any
+    trigger (needs no Redis): a run running elsewhere is followed; a queued one is run in
+    this process (its job, when a worker reaches it, finds it taken or ended); otherwise a
+    new run is recorded, which triggers meanwhile join."""
+    async with _district_queue(pool, district_id) as connection:
+        locked = await is_district_locked(connection, district_id)
+        pending = await connection.fetchrow(
+            "SELECT id, status, mode FROM sync_runs WHERE district_id = $1"
+            " AND status IN ('queued', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
+            district_id,
+        )
+        if pending is not None and locked and pending["status"] == RunStatus.RUNNING:
+            return CliClaim(pending["id"], RunMode(pending["mode"]), running_elsewhere=True)
+        if pending is not None and pending["status"] == RunStatus.QUEUED:
+            return CliClaim(pending["id"], RunMode(pending["mode"]), running_elsewhere=False)
+        run_id = await runs.create_run(connection, district_id, mode, RunTrigger.CLI)
+    return CliClaim(run_id, mode, running_elsewhere=False)
+
+
+@dataclass(frozen=True)
 class ApprovalRequest:
     run_id: uuid.UUID
     # False when the run's approval was already queued (by this or an earlier request).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -69,7 +70,7 @@ async def sync_district(
         try:
             async with district_lock(deps.pool, district_id) as acquired:
                 if not acquired:
-                    return await coalesce(deps.pool, run_id)
+                    return await _lock_taken(deps.pool, run_id)
                 return await _sync_locked(
                     deps, district_id, mode, run_id, on_progress, final_attempt=delay is None
                 )
@@ -86,6 +87,47 @@ async def sync_district(
             )
             await asyncio.sleep(delay)
     raise AssertionError("the last attempt never raises DatabaseConnectionLost")
+
+
+# How long a run that found its district locked waits to see whether the holder is
+# carrying out this same run (a worker and `roster sync` both took it up) before coalescing.
+SAME_RUN_WAIT_SECONDS = 2.0
+FOLLOW_INTERVAL_SECONDS = 1.0
+
+
+async def _lock_taken(pool: asyncpg.Pool, run_id: uuid.UUID) -> SyncOutcome:
+    """Another process holds the district's lock: it runs this very run (left alone), or
+    another one (this run is coalesced into it)."""
+    deadline = time.monotonic() + SAME_RUN_WAIT_SECONDS
+    while True:
+        async with pool.acquire() as connection:
+            run = await runs.get_run(connection, run_id)
+        if run is not None and run["status"] != RunStatus.QUEUED:
+            return _outcome_of(run)
+        if time.monotonic() > deadline:
+            return await coalesce(pool, run_id)
+        await asyncio.sleep(0.1)
+
+
+async def follow_run(pool: asyncpg.Pool, run_id: uuid.UUID) -> SyncOutcome:
+    """Wait for a run another process carries out to end (or be held); how it ended."""
+    while True:
+        async with pool.acquire() as connection:
+            run = await runs.get_run(connection, run_id)
+        if run is None or run["status"] not in runs.ACTIVE_STATUSES:
+            return _outcome_of(run) if run is not None else SyncOutcome(run_id, RunStatus.FAILED)
+        await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
+
+
+def _outcome_of(run: asyncpg.Record) -> SyncOutcome:
+    return SyncOutcome(
+        run["id"],
+        RunStatus(run["status"]),
+        counts=run["counts"] or {},
+        warnings=run["warnings_count"],
+        error=run["error"],
+        held_reason=run["held_reason"],
+    )
 
 
 async def _sync_locked(

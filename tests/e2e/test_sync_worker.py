@@ -76,26 +76,38 @@ class Workers:
         self._processes: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, *, sandbox: RunningSandbox, district: SandboxDistrict
+        self,
+        *,
+        sandbox: RunningSandbox,
+        district: SandboxDistrict | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """A worker syncing `district` from `sandbox` on the test database and Redis."""
+        """A worker syncing `district` (every district of the sandbox when None) from
+        `sandbox` on the test database and Redis."""
+        served = [district] if district is not None else sandbox.districts
         inherited = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(("CLEVER_", "SYNC_", "SENSITIVE_"))
             and key not in {"DATABASE_URL", "REDIS_URL"}
         }
-        env = inherited | {
-            "DATABASE_URL": self._settings.require_database_url(),
-            "REDIS_URL": self._settings.require_redis_url(),
-            "CLEVER_API_BASE_URL": sandbox.base_url,
-            "CLEVER_API_VERSION": "v3.1",
-            "CLEVER_DISTRICT_TOKENS": district.token,
-            "CLEVER_PAGE_SIZE": str(PAGE_SIZE),
-            "CLEVER_MAX_RETRIES": "2",
-            # Far from any test run: the scheduled full sync must not join in.
-            "SYNC_FULL_CRON": "0 3 29 2 *",
-        }
+        env = (
+            inherited
+            | {
+                "DATABASE_URL": self._settings.require_database_url(),
+                "REDIS_URL": self._settings.require_redis_url(),
+                "CLEVER_API_BASE_URL": sandbox.base_url,
+                "CLEVER_API_VERSION": "v3.1",
+                "CLEVER_DISTRICT_TOKENS": ",".join(
+                    served_district.token for served_district in served
+                ),
+                "CLEVER_PAGE_SIZE": str(PAGE_SIZE),
+                "CLEVER_MAX_RETRIES": "2",
+                # Far from any test run: the scheduled full sync must not join in.
+                "SYNC_FULL_CRON": "0 3 29 2 *",
+            }
+            | (extra_env or {})
+        )
         log_path = self._log_dir / f"worker-{len(self._processes)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
