@@ -65,6 +65,8 @@ class Demo:
                 "CLEVER_API_VERSION": "v3.1",
                 "CLEVER_DISTRICT_TOKENS": sandbox.token,
             }
+            # Changes made in the sandbox show up within a minute.
+            env.setdefault("SYNC_EVENTS_INTERVAL_SECONDS", "60")
             self._spawn(
                 "sandbox", env, "--size", SANDBOX_SIZE, "--seed", str(SANDBOX_SEED),
                 "--port", sandbox.base_url.rsplit(":", 1)[1],

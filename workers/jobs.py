@@ -6,6 +6,7 @@ a second run of a district's sync finds the lock or the data already applied.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -30,6 +31,10 @@ from app.sync.service import SyncDeps, sync_district
 
 logger = logging.getLogger(__name__)
 
+CANCELLED = (
+    f"cancelled: the job ran past its {SYNC_JOB_TIMEOUT_SECONDS // 3600} h timeout,"
+    " or its worker was stopped"
+)
 # Applying a held run merges staged rows only: no Clever requests.
 APPLY_JOB_TIMEOUT_SECONDS = 3600
 APPLY_MAX_TRIES = 5
@@ -46,13 +51,18 @@ async def run_sync(
 ) -> dict[str, Any]:
     """Sync one district (the `sync_district` job)."""
     deps: SyncDeps = ctx["sync"]
-    outcome = await sync_district(
-        deps,
-        district_id,
-        mode=RunMode(mode),
-        trigger=RunTrigger(trigger),
-        run_id=uuid.UUID(run_id) if run_id else None,
-    )
+    run = uuid.UUID(run_id) if run_id else None
+    try:
+        outcome = await sync_district(
+            deps, district_id, mode=RunMode(mode), trigger=RunTrigger(trigger), run_id=run
+        )
+    except asyncio.CancelledError:
+        # arq cancels a job past its timeout, or when its worker shuts down, and records
+        # nothing on the run: say so here.
+        if run is not None:
+            async with deps.pool.acquire() as connection:
+                await runs.finish_run(connection, run, RunStatus.FAILED, error=CANCELLED)
+        raise
     logger.info(
         "sync finished",
         extra={"district_id": district_id, "run_id": str(outcome.run_id), "status": outcome.status},

@@ -220,7 +220,8 @@ INTERRUPTED = "interrupted: the process running it stopped"
 
 async def reap_dead_runs(redis: ArqRedis, pool: asyncpg.Pool) -> list[uuid.UUID]:
     """Fail the runs left `running` by a process that died, and free their districts' job
-    ids; the worker's reaper calls it every minute, so no trigger is needed.
+    ids; fail queued runs whose job is gone. The worker's reaper calls it every minute, so
+    no trigger is needed.
 
     A sync holds its district's lock from before it marks its run running until after it
     ends it, and the lock dies with the process: a running run whose district nobody holds
@@ -232,6 +233,14 @@ async def reap_dead_runs(redis: ArqRedis, pool: asyncpg.Pool) -> list[uuid.UUID]
         running = await connection.fetch(
             "SELECT id, district_id FROM sync_runs WHERE status = 'running' ORDER BY created_at"
         )
+        waiting = await connection.fetch(
+            "SELECT DISTINCT district_id FROM sync_runs WHERE status = 'queued'"
+        )
+    # Queued runs whose job is gone (arq gave up after its tries, Redis was emptied) are
+    # failed as lost, as the next trigger would.
+    for row in waiting:
+        async with _district_queue(pool, row["district_id"]) as connection:
+            await _settle(queue, connection, row["district_id"])
     reaped: list[uuid.UUID] = []
     for candidate in running:
         run_id: uuid.UUID = candidate["id"]

@@ -344,6 +344,19 @@ async def test_the_reaper_fails_a_dead_run_and_frees_its_district_but_spares_a_l
     assert fresh["id"] != str(dead)
 
 
+async def test_the_reaper_fails_a_queued_run_whose_job_is_gone(
+    api: httpx.AsyncClient, keys: Keys, mirrored: Mirrored, queue: ArqRedis, api_pool: asyncpg.Pool
+) -> None:
+    """arq gave up on the job after its tries (or Redis was emptied): the run must not wait
+    for a trigger to be found out."""
+    district_id = mirrored.s.id
+    orphan = uuid.UUID(_run(await _trigger(api, keys.sync, district_id), 202)["id"])
+    await forget_jobs(queue, [district_id])
+    await reap_dead_runs(queue, api_pool)
+    lost = await run_row(api_pool, orphan)
+    assert lost["status"] == "failed" and lost["error"].startswith("lost"), lost["error"]
+
+
 async def test_a_roster_sync_run_starting_in_another_process_is_joined_until_it_is_stale(
     api: httpx.AsyncClient, keys: Keys, mirrored: Mirrored, api_pool: asyncpg.Pool
 ) -> None:

@@ -3,6 +3,8 @@ app disconnected and reconnected, and Clever's sync pauses respected."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -14,6 +16,7 @@ from pydantic import SecretStr
 from app.api.keys import Scope, create_key
 from app.mirror.queries.shapes import district_json
 from app.settings import CleverApiVersion, Settings
+from app.sync import runs
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from sandbox.faults import FaultConfig
@@ -24,9 +27,10 @@ from tests.integration.sync_sandbox.support import (
     sandbox_settings,
     sync_deps,
     sync_ok,
+    wait_for,
 )
 from tests.support.app import app_client
-from workers.jobs import poll_events, schedule_full_syncs
+from workers.jobs import CANCELLED, poll_events, run_sync, schedule_full_syncs
 
 
 def _oauth_deps(settings: Settings, sandbox: RunningSandbox, pool: asyncpg.Pool) -> SyncDeps:
@@ -247,3 +251,37 @@ async def test_metrics_show_each_districts_sync_figures(
     assert value("roster_sync_last_duration_seconds", mode="incremental") == pytest.approx(
         (incremental["finished_at"] - incremental["started_at"]).total_seconds()
     )
+
+
+async def test_a_cancelled_sync_job_says_so_on_its_run(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    """arq cancels a job past its timeout (or when its worker stops) and records nothing."""
+    district = tiny_sandbox.districts[0]
+    deps = sync_deps(
+        sandbox_settings(settings, sandbox=tiny_sandbox, district=district, page_size=5),
+        pool=mirror_pool,
+    )
+    tiny_sandbox.state.set_faults(FaultConfig(latency_ms=50))
+    async with mirror_pool.acquire() as connection:
+        run_id = await runs.create_run(connection, district.id, RunMode.FULL, RunTrigger.API)
+    job = asyncio.create_task(
+        run_sync({"sync": deps}, district.id, mode="full", trigger="api", run_id=str(run_id))
+    )
+    await wait_for(
+        lambda: _is_running(mirror_pool, run_id), what="the job's run to start", seconds=30
+    )
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    run = await run_row(mirror_pool, run_id)
+    assert (run["status"], run["error"]) == ("failed", CANCELLED)
+    assert (
+        await mirror_pool.fetchval("SELECT count(*) FROM users WHERE district_id = $1", district.id)
+        == 0
+    )
+
+
+async def _is_running(pool: asyncpg.Pool, run_id: uuid.UUID) -> bool | None:
+    status = await pool.fetchval("SELECT status FROM sync_runs WHERE id = $1", run_id)
+    return True if status == "running" else None
