@@ -7,6 +7,7 @@ A change set is `{"changes": [change, ...]}`, applied in order; each change is o
      "record": {...}}                                   an id the district did not mint
     {"op": "update", "id": ID, "set": {...}}            nested objects merge
     {"op": "delete", "id": ID}
+    {"op": "restore", "id": ID}                         share a deleted record again
     {"op": "move_student", "student": ID, "school": ID}
     {"op": "remove_students", "section": ID, "students": [ID, ...]}
     {"op": "add_students", "section": ID, "students": [ID, ...]}
@@ -74,6 +75,8 @@ def apply_change(district: SandboxDistrict, change: Mapping[str, Any]) -> Any:
     if op == "delete":
         district.delete(_text(change, "id"))
         return None
+    if op == "restore":
+        return district.restore(_text(change, "id"))
     if op == "move_student":
         return district.move_student(_text(change, "student"), _text(change, "school"))
     if op == "remove_students":

@@ -539,6 +539,32 @@ class SandboxDistrict:
         self._live_counts[code] -= 1
         self.version += 1
 
+    def restore(self, record_id: str) -> Record:
+        """Share a deleted record again (a user deleted by mistake and put back), with a
+        `created` event as Clever records it."""
+        if self.is_live(record_id):
+            raise ChangeError(f"{record_id} is not deleted")
+        if (foreign_code := self._foreign_codes.get(record_id)) is not None:
+            code = foreign_code
+            self._deleted_created.discard(record_id)
+        else:
+            decoded = self.codec.decode(record_id)
+            if decoded is None or decoded.code not in COLLECTION_OF_CODE:
+                raise ChangeError(f"no record {record_id} in district {self.id}")
+            code = Code(decoded.code)
+            bits = self._deleted_bits.get(code)
+            if decoded.generation == BASE_GENERATION and bits is not None:
+                bits[decoded.index >> 3] &= ~(1 << (decoded.index & 7)) & 0xFF
+            elif record_id in self._deleted_created:
+                self._deleted_created.discard(record_id)
+            else:
+                raise ChangeError(f"no record {record_id} in district {self.id}")
+        self._live_counts[code] += 1
+        self.version += 1
+        collection, record = self._require(record_id)
+        self.events.snapshot(f"{collection}.created", record)
+        return record
+
     def move_student(self, student_id: str, school_id: str) -> Record:
         """Move a student to another primary school (their sections stay as they are)."""
         _, student = self._require(student_id)

@@ -570,22 +570,28 @@ async def _stage_reference_warnings(
             """,
             district_id,
         )
-    if full:
-        await connection.execute(
-            f"""
-            INSERT INTO {issues} (entity, record_id, field, code, detail)
-            SELECT 'sections', s.id, 'name', 'duplicate_section_name',
-                   'same name as ' || (s.peers - 1) || ' other section(s) in its school'
-            FROM (
-                SELECT id, count(*) OVER (PARTITION BY school_id, name) AS peers
-                FROM sections
-                WHERE district_id = $1 AND deleted_at IS NULL
-                  AND name IS NOT NULL AND school_id IS NOT NULL
-            ) s
-            WHERE s.peers > 1
-            """,
-            district_id,
-        )
+    # Over the whole district for a full batch; otherwise for the sections the batch
+    # staged (whose warnings it speaks for), counting their peers among all sections.
+    staged = f"SELECT {{}} FROM {staging.table('sections')} WHERE raw IS NOT NULL"
+    peers_of_staged = (
+        "" if full else f" AND (school_id, name) IN ({staged.format('school_id, name')})"
+    )
+    staged_only = "" if full else f" AND s.id IN ({staged.format('id')})"
+    await connection.execute(
+        f"""
+        INSERT INTO {issues} (entity, record_id, field, code, detail)
+        SELECT 'sections', s.id, 'name', 'duplicate_section_name',
+               'same name as ' || (s.peers - 1) || ' other section(s) in its school'
+        FROM (
+            SELECT id, count(*) OVER (PARTITION BY school_id, name) AS peers
+            FROM sections
+            WHERE district_id = $1 AND deleted_at IS NULL
+              AND name IS NOT NULL AND school_id IS NOT NULL{peers_of_staged}
+        ) s
+        WHERE s.peers > 1{staged_only}
+        """,
+        district_id,
+    )
     await connection.execute(f"ANALYZE {issues}")
 
 

@@ -31,11 +31,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
 from app.mirror import merge
-from app.mirror.staging import DELETIONS, Staging
+from app.mirror.staging import DELETIONS, ENTITY_KINDS, Staging
 from app.sync import cursors, runs
 from app.sync.full import (
     COLLECTIONS,
@@ -134,7 +135,7 @@ async def _apply_events(
             pages = 0
             # The next page is fetched and normalized while this one is merged.
             batches = _normalized(client.iter_events(starting_after=cursor), district_id, sensitive)
-            async for page, batch, counted in read_ahead(batches, size=1):
+            async for page, batch in read_ahead(batches, size=1):
                 pages += 1
                 if page.last_id is not None:
                     await _apply_batch(
@@ -145,7 +146,7 @@ async def _apply_events(
                         batch,
                         page.last_id,
                         totals,
-                        counted,
+                        sensitive,
                     )
                 if on_progress is not None:
                     on_progress("events", pages, totals.events.total())
@@ -196,15 +197,14 @@ async def _staged(connection: asyncpg.Connection, staging: Staging) -> AsyncIter
 
 async def _normalized(
     pages: AsyncIterator[Page[Any]], district_id: str, sensitive: bool
-) -> AsyncIterator[tuple[Page[Any], Batch, Counter[str]]]:
+) -> AsyncIterator[tuple[Page[Any], _EventBatch]]:
     """Each page of events (fetched ahead) with its staging rows and its events counted.
 
     Normalizing in a thread was tried: the GIL it holds slowed the merge's COPY and round
     trips as much as it saved.
     """
     async for page in read_ahead(pages):
-        batch, counted = _event_batch(page, district_id, sensitive)
-        yield page, batch, counted
+        yield page, _event_batch(page, district_id, sensitive)
 
 
 @dataclass
@@ -231,30 +231,102 @@ async def _apply_batch(
     staging: Staging,
     district_id: str,
     run_id: uuid.UUID,
-    batch: Batch,
+    batch: _EventBatch,
     cursor: str,
     totals: _Totals,
-    events: Counter[str],
+    sensitive: bool,
 ) -> None:
     """Stage one page's records and deletions, then merge them, move the cursor and record
     the run's totals (with the page's `events`) in one transaction. A page of events this
     sync skips only moves the cursor: nothing before them is left to read."""
-    if batch:
+    if batch.rows:
         await staging.empty(connection)
-        for kind, rows in batch:
+        for kind, rows in batch.rows:
             await staging.copy(connection, kind, rows)
+        if batch.shares_referenced:
+            for kind, rows in await _recheck_owners(connection, staging, district_id, sensitive):
+                await staging.copy(connection, kind, rows)
     async with connection.transaction():
-        if batch:
+        if batch.rows:
             await merge.prepare(connection, staging, district_id, full=False)
             totals.add(
                 await merge.apply_batch(connection, staging, district_id, run_id, full=False)
             )
-        totals.events.update(events)
+        totals.events.update(batch.events)
         await cursors.advance(connection, district_id, cursor)
         await runs.record_batch(connection, run_id, totals.as_dict(), totals.warnings)
 
 
-def _event_batch(page: Page[Any], district_id: str, sensitive: bool) -> tuple[Batch, Counter[str]]:
+# Records whose links the mirror skips while the record they point at is not shared:
+# owner collection, and the warnings that mark such a skipped link.
+_RECHECKED_OWNERS = (
+    ("sections", ("unknown_student", "unknown_teacher")),
+    ("users", ("unknown_student", "unknown_school")),
+)
+
+
+async def _recheck_owners(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, sensitive: bool
+) -> Batch:
+    """Records the batch neither carries nor deletes whose links were skipped for pointing
+    at records not shared (an open `unknown_*` warning), restaged from their stored JSON: a
+    user deleted and shared again gets back their enrollments and contacts in this batch,
+    as a full sync would give them. Unchanged content writes nothing."""
+    batch: Batch = []
+    for collection, codes in _RECHECKED_OWNERS:
+        rows = await connection.fetch(
+            f"""
+            SELECT t.id, t.content_hash, t.raw::text AS raw FROM {collection} t
+            WHERE t.district_id = $1 AND t.deleted_at IS NULL
+              AND EXISTS (
+                  SELECT 1 FROM data_warnings w
+                  WHERE w.district_id = $1 AND w.entity = '{collection}'
+                    AND w.record_id = t.id AND w.resolved_at IS NULL AND w.code = ANY($2)
+              )
+              AND NOT EXISTS (SELECT 1 FROM {staging.table(collection)} s WHERE s.id = t.id)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {staging.table("deletions")} d
+                  WHERE d.entity = '{collection}' AND d.id = t.id
+              )
+            """,
+            district_id,
+            list(codes),
+        )
+        if not rows:
+            continue
+        restaged = normalized_batch(
+            collection, [orjson.loads(row["raw"]) for row in rows], sensitive
+        )
+        # Stored JSON comes back with its keys reordered: keep the hash Clever's JSON gave,
+        # so the unchanged record is not rewritten.
+        kind = ENTITY_KINDS[collection]
+        at_id, at_hash = kind.columns.index("id"), kind.columns.index("content_hash")
+        hashes = {row["id"]: row["content_hash"] for row in rows}
+        batch.extend(
+            (
+                staged_kind,
+                [(*r[:at_hash], hashes.get(r[at_id], r[at_hash]), *r[at_hash + 1 :]) for r in rows_]
+                if staged_kind is kind
+                else rows_,
+            )
+            for staged_kind, rows_ in restaged
+        )
+    return _merged(batch)
+
+
+@dataclass(frozen=True)
+class _EventBatch:
+    """A page of events made ready to stage."""
+
+    rows: Batch
+    # The page's events by what became of them: applied, skipped, invalid.
+    events: Counter[str]
+    # Users or schools created (or shared again): links of unchanged records that pointed
+    # at them while they were not shared must be checked again.
+    shares_referenced: bool
+
+
+def _event_batch(page: Page[Any], district_id: str, sensitive: bool) -> _EventBatch:
     """The staging rows of a page of events, and its events counted by what became of them.
 
     Per record the page's last event wins, so a record deleted and created again in one page
@@ -297,7 +369,11 @@ def _event_batch(page: Page[Any], district_id: str, sensitive: bool) -> tuple[Ba
             batch.extend(normalized_batch(collection, kept, sensitive))
     if deletions:
         batch.append((DELETIONS, deletions))
-    return _merged(batch), events
+    shares = any(
+        action == "created" and collection in ("users", "schools")
+        for (collection, _), (action, _) in latest.items()
+    )
+    return _EventBatch(_merged(batch), events, shares)
 
 
 def _merged(batch: Batch) -> Batch:

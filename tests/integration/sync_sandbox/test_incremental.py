@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from app.mirror.merge import ENTITY_ORDER, LIVE_TABLES
 from app.settings import Settings
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
@@ -209,3 +210,84 @@ async def test_renaming_a_teacher_by_event_renames_their_unnamed_sections(
     )
     assert "Renamed-By-Event" not in before
     assert after.endswith("Renamed-By-Event")
+
+
+# Bookkeeping columns: when the mirror learned something, not what it holds.
+_WHEN_COLUMNS = frozenset(
+    {
+        "first_seen_at",
+        "updated_at",
+        "deleted_at",
+        "started_at",
+        "ended_at",
+        "id_seq",
+        "first_run_id",
+        "resolved_at",
+        "resolved_run_id",
+    }
+)
+
+
+async def _table_hashes(pool: asyncpg.Pool, district_id: str) -> dict[str, str]:
+    """Per live table, an md5 over the district's rows in order: the columns that carry
+    data, and whether each row holds now (active, open, unresolved)."""
+    hashes: dict[str, str] = {}
+    for table in LIVE_TABLES:
+        columns = [
+            row["column_name"]
+            for row in await pool.fetch(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                table,
+            )
+            if row["column_name"] not in _WHEN_COLUMNS
+            and not (table == "data_warnings" and row["column_name"] == "id")
+        ]
+        holds = {
+            "enrollments": "ended_at IS NULL",
+            "data_warnings": "resolved_at IS NULL",
+        }.get(table, "deleted_at IS NULL")
+        owner = "id" if table == "districts" else "district_id"
+        # A link or warning that no longer holds is history, which only an incremental
+        # mirror has: compare what holds.
+        where = f"{owner} = $1" + ("" if table in ENTITY_ORDER else f" AND {holds}")
+        projection = ", ".join(columns) + f", {holds} AS holds"
+        hashes[table] = await pool.fetchval(
+            f"SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), ''))"
+            f" FROM (SELECT {projection} FROM {table} WHERE {where}) r",
+            district_id,
+        )
+    return hashes
+
+
+async def test_incremental_runs_leave_the_tables_a_fresh_full_sync_leaves(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    """Term roll-over, a mass update, a section deleted and one created, a student moved, a
+    user deleted and restored: mirrored by events, then compared, table by table, with what a
+    full sync of the same final state leaves."""
+    district = tiny_sandbox.districts[0]
+    deps = _deps(settings, tiny_sandbox, mirror_pool, page_size=7)
+    await sync_ok(deps, district=district)
+    changes = _change_the_district(district)
+    for teacher in district.truth.ids("users", "teacher"):
+        district.update(teacher, {"name": {"middle": "Mass"}})
+    await _incremental(deps, district)
+    created = district.create("sections", {"name": "Brand New"})
+    district.restore(changes.deleted_student)
+    await _incremental(deps, district)
+    assert await mirror_pool.fetchval("SELECT count(*) FROM sections WHERE id = $1", created) == 1
+    restored = await mirror_pool.fetchval(
+        "SELECT deleted_at IS NULL FROM users WHERE id = $1", changes.deleted_student
+    )
+    assert restored is True
+
+    by_events = await _table_hashes(mirror_pool, district.id)
+    full = await sync_ok(deps, district=district)
+    assert await _table_hashes(mirror_pool, district.id) == by_events
+    written = {
+        table: counts
+        for table, counts in full.counts.items()
+        if any(counts.get(key, 0) for key in ("created", "updated", "deactivated", "opened"))
+    }
+    assert written == {}
