@@ -14,13 +14,11 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
 from app.settings import Settings
 from app.sync.queue import request_sync
@@ -29,13 +27,10 @@ from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.e2e.test_sync_worker import (
     FINAL_STATUSES,
-    PAGE_SIZE,
-    ROSTER,
-    Workers,
     _sigkill,
     _wait_until_worker_connections_closed,
 )
-from tests.integration.api.sync_support import forget_jobs
+from tests.e2e.workers import PAGE_SIZE, ROSTER, Workers
 from tests.integration.sync_sandbox.support import (
     assert_mirror_matches_truth,
     run_row,
@@ -45,8 +40,6 @@ from tests.integration.sync_sandbox.support import (
     wait_for,
 )
 from tests.integration.sync_sandbox.test_mirror_matches_truth import _change_the_district
-from tests.support.mirror import emptied_pool
-from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 _seeds = itertools.count(401)
 
@@ -57,40 +50,6 @@ def sandbox() -> Iterator[RunningSandbox]:
     config = SandboxConfig.build(size="tiny", seed=next(_seeds) * 10, districts=3)
     with run_in_thread(config) as running:
         yield running
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with emptied_pool(database_url) as pool:
-        yield pool
-
-
-@pytest.fixture
-async def arq_redis(redis_url: str, sandbox: RunningSandbox) -> AsyncIterator[ArqRedis]:
-    redis = await create_pool(
-        RedisSettings.from_dsn(redis_url),
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-        default_queue_name=QUEUE_NAME,
-    )
-    try:
-        yield redis
-    finally:
-        try:
-            await forget_jobs(redis, [district.id for district in sandbox.districts])
-        finally:
-            await redis.aclose()
-
-
-@pytest.fixture
-def workers(
-    settings: Settings, tmp_path: Path, pool: asyncpg.Pool, arq_redis: ArqRedis
-) -> Iterator[Workers]:
-    started = Workers(settings, tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 async def _runs(pool: asyncpg.Pool, district_id: str) -> list[asyncpg.Record]:

@@ -10,27 +10,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import asyncpg
 import httpx
 import orjson
 import pytest
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
-from arq.constants import (
-    in_progress_key_prefix,
-    job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
-)
+from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
@@ -43,6 +33,7 @@ from app.sync.runs import RunMode, RunStatus, RunTrigger
 from sandbox.district import SandboxDistrict
 from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
+from tests.e2e.workers import PAGE_SIZE, Workers
 from tests.integration.sync_sandbox.support import (
     assert_mirror_matches_truth,
     run_row,
@@ -53,86 +44,14 @@ from tests.integration.sync_sandbox.support import (
     sync_ok,
     wait_for,
 )
-from tests.support.mirror import emptied_pool
-from workers.main import QUEUE_NAME, deserialize_job, serialize_job
+from workers.main import deserialize_job
 
-ROSTER = [sys.executable, "-m", "app.cli"]
-# Small pages and some latency per request stretch a tiny district's fetch over seconds.
-PAGE_SIZE = 4
 LATENCY_MS = 150
 # The worker's Postgres connections say who they are (app.mirror.pg.create_pool).
 WORKER_APPLICATION_NAME = "roster-mirror-sync"
 FINAL_STATUSES = {"succeeded", "failed", "held", "rejected", "coalesced"}
 
 _seeds = itertools.count(301)
-
-
-class Workers:
-    """`roster worker` processes started by a test, stopped (or reaped) after it."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self._settings = settings
-        self._log_dir = log_dir
-        self._processes: list[subprocess.Popen[bytes]] = []
-
-    def start(
-        self,
-        *,
-        sandbox: RunningSandbox,
-        district: SandboxDistrict | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> subprocess.Popen[bytes]:
-        """A worker syncing `district` (every district of the sandbox when None) from
-        `sandbox` on the test database and Redis."""
-        served = [district] if district is not None else sandbox.districts
-        inherited = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("CLEVER_", "SYNC_", "SENSITIVE_"))
-            and key not in {"DATABASE_URL", "REDIS_URL"}
-        }
-        env = (
-            inherited
-            | {
-                "DATABASE_URL": self._settings.require_database_url(),
-                "REDIS_URL": self._settings.require_redis_url(),
-                "CLEVER_API_BASE_URL": sandbox.base_url,
-                "CLEVER_API_VERSION": "v3.1",
-                "CLEVER_DISTRICT_TOKENS": ",".join(
-                    served_district.token for served_district in served
-                ),
-                "CLEVER_PAGE_SIZE": str(PAGE_SIZE),
-                "CLEVER_MAX_RETRIES": "2",
-                # Far from any test run: the scheduled full sync must not join in.
-                "SYNC_FULL_CRON": "0 3 29 2 *",
-            }
-            | (extra_env or {})
-        )
-        log_path = self._log_dir / f"worker-{len(self._processes)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [*ROSTER, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        self._processes.append(process)
-        return process
-
-    def logs(self) -> str:
-        """The end of every worker's output, for failure messages."""
-        tails = []
-        for path in sorted(self._log_dir.glob("worker-*.log")):
-            text = path.read_text(errors="replace")
-            tails.append(f"--- {path.name}\n{text[-3000:]}")
-        return "\n".join(tails)
-
-    def stop_all(self) -> None:
-        for process in self._processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 def _sigkill(process: subprocess.Popen[bytes]) -> None:
@@ -145,54 +64,6 @@ def sandbox() -> Iterator[RunningSandbox]:
     """A tiny district of its own (its ids, and so its arq job id, are the test's alone)."""
     with run_in_thread(SandboxConfig.build(size="tiny", seed=next(_seeds))) as running:
         yield running
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with emptied_pool(database_url) as pool:
-        yield pool
-
-
-@pytest.fixture
-async def arq_redis(redis_url: str, sandbox: RunningSandbox) -> AsyncIterator[ArqRedis]:
-    """An arq pool like the API's; the district's job keys are removed afterwards."""
-    redis = await create_pool(
-        RedisSettings.from_dsn(redis_url),
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-        default_queue_name=QUEUE_NAME,
-    )
-    try:
-        yield redis
-    finally:
-        try:
-            job_id = sync_job_id(sandbox.districts[0].id)
-            await redis.zrem(QUEUE_NAME, job_id)
-            await redis.delete(
-                *(
-                    prefix + job_id
-                    for prefix in (
-                        job_key_prefix,
-                        in_progress_key_prefix,
-                        retry_key_prefix,
-                        result_key_prefix,
-                    )
-                )
-            )
-        finally:
-            await redis.aclose()
-
-
-@pytest.fixture
-def workers(
-    settings: Settings, tmp_path: Path, pool: asyncpg.Pool, arq_redis: ArqRedis
-) -> Iterator[Workers]:
-    """Stopped before the mirror is emptied and the job keys removed (fixture order)."""
-    started = Workers(settings, tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 async def _enqueue(
