@@ -200,7 +200,7 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
                 " following it"
             )
             return await follow_run(deps.pool, claim.run_id)
-        return await sync_district(
+        outcome = await sync_district(
             deps,
             district_id,
             mode=claim.mode,
@@ -208,6 +208,11 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
             run_id=claim.run_id,
             on_progress=on_progress,
         )
+    if outcome.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        # A worker took up the same queued run first.
+        console.print(f"district {district_id}: a worker runs run {claim.run_id}; following it")
+        return await follow_run(deps.pool, claim.run_id)
+    return outcome
 
 
 def _report(district_id: str, outcome: SyncOutcome) -> int:
