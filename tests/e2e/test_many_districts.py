@@ -28,6 +28,7 @@ from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.e2e.test_sync_worker import (
     FINAL_STATUSES,
     _sigkill,
+    _wait_until_final,
     _wait_until_worker_connections_closed,
 )
 from tests.e2e.workers import PAGE_SIZE, ROSTER, Workers
@@ -207,11 +208,7 @@ async def test_a_worker_killed_mid_incremental_resumes_after_the_last_committed_
         arq_redis, pool, district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.API
     )
 
-    async def final() -> asyncpg.Record | None:
-        row = await run_row(pool, request.run_id)
-        return row if row["status"] in FINAL_STATUSES else None
-
-    last = await wait_for(final, what="the resumed run", diagnostics=workers.logs)
+    last = await _wait_until_final(pool, request.run_id, workers=workers)
     assert last["status"] == "succeeded", last["error"]
     runs = [run for run in await _runs(pool, district.id) if run["mode"] == "incremental"]
     assert [run["status"] for run in runs] == ["failed"] * 3 + ["succeeded"]
