@@ -104,6 +104,7 @@ class SyncMetrics(Collector):
         )
         by_district: dict[str, dict[str, float]] = {}
         newest: dict[tuple[str, str], asyncpg.Record] = {}
+        seconds: dict[tuple[str, str], float] = {}
         for row in snapshot.totals:
             district, mode = row["district_id"], row["mode"]
             runs.add_metric([district, mode, row["status"]], row["runs"])
@@ -113,12 +114,9 @@ class SyncMetrics(Collector):
             if row["status"] == "succeeded":
                 sums["success"] = max(sums["success"], row["last_finished_at"].timestamp())
             key = (district, mode)
+            seconds[key] = seconds.get(key, 0.0) + row["duration_seconds"]
             if key not in newest or row["last_finished_at"] > newest[key]["last_finished_at"]:
                 newest[key] = row
-        seconds: dict[tuple[str, str], float] = {}
-        for row in snapshot.totals:
-            key = (row["district_id"], row["mode"])
-            seconds[key] = seconds.get(key, 0.0) + row["duration_seconds"]
         for (district, mode), total in seconds.items():
             duration.add_metric([district, mode], total)
             last_duration.add_metric(
