@@ -60,9 +60,10 @@ async def arq_queue(settings: Settings) -> AsyncIterator[ArqRedis]:
 
 
 async def forget_jobs(queue: ArqRedis, district_ids: Iterable[str]) -> None:
-    """Remove the districts' arq jobs, as a worker finishing them would."""
-    for district_id in district_ids:
-        job_id = sync_job_id(district_id)
+    """Remove the districts' arq jobs, as a worker finishing them would, and any other job
+    left in the queue (a cron job a stopped worker queued and never ran)."""
+    queued = [job_id.decode() for job_id in await queue.zrange(QUEUE_NAME, 0, -1)]
+    for job_id in {*queued, *(sync_job_id(district_id) for district_id in district_ids)}:
         await queue.zrem(QUEUE_NAME, job_id)
         await queue.delete(
             *(
