@@ -293,7 +293,8 @@ def keys_create(
     scope: Annotated[
         list[str],
         typer.Option(
-            help="roster:read, roster:sensitive, sync:write or admin (repeat for several)."
+            help="roster:read, roster:write, roster:sensitive, sync:write or admin"
+            " (repeat for several)."
         ),
     ],
     district: Annotated[

@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.api import courses, districts, health, schools, sections, sync, terms, users, warnings
+from app.api import (
+    courses,
+    districts,
+    health,
+    overrides,
+    schools,
+    sections,
+    sync,
+    terms,
+    users,
+    warnings,
+)
 from app.api.auth import KeyCache
 from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.api.problems import document_problems, install_problem_handlers
@@ -120,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         courses.router,
         sections.router,
         users.router,
+        overrides.router,
         sync.router,
         sync.webhook_router,
         warnings.router,

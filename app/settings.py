@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     )
 
     log_level: LogLevel = LogLevel.INFO
+    school_year_start_month: int = Field(
+        default=7,
+        ge=1,
+        le=12,
+        description="The month a school year starts in, for graduation years inferred from "
+        "grades (grade 12 graduates at the end of the school year under way).",
+    )
     sensitive_fields_enabled: bool = Field(
         default=False,
         description="Store and serve iep/ell/frl/504/gifted/disability fields "

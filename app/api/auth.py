@@ -150,3 +150,4 @@ def require(scope: Scope) -> Callable[[Request, Principal], Awaitable[Principal]
 
 ReadAccess = Annotated[Principal, Depends(require(Scope.READ))]
 SyncAccess = Annotated[Principal, Depends(require(Scope.SYNC_WRITE))]
+AdminAccess = Annotated[Principal, Depends(require(Scope.ADMIN))]

@@ -43,6 +43,19 @@ async def get_reader(request: Request, credentials: BearerCredentials) -> AsyncI
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
+async def get_writer(request: Request, credentials: BearerCredentials) -> AsyncIterator[Reader]:
+    """A key with `roster:write` and one connection of the write pool, for local edits
+    (overrides, groups, people); the endpoint opens the transaction."""
+    principal = await authenticate(request, credentials)
+    check_scope(request, principal, KeyScope.WRITE)
+    pool: asyncpg.Pool = request.state.pool
+    async with pool.acquire() as connection:
+        yield Reader(principal, connection)
+
+
+WriterDep = Annotated[Reader, Depends(get_writer)]
+
+
 DistrictId = Annotated[str, Path(pattern=ID_PATTERN, description="A district's Clever id.")]
 SchoolId = Annotated[str, Path(pattern=ID_PATTERN, description="A school's Clever id.")]
 TermId = Annotated[str, Path(pattern=ID_PATTERN, description="A term's Clever id.")]

@@ -19,6 +19,8 @@ SHOWN_CHARACTERS = 10
 
 class Scope(StrEnum):
     READ = "roster:read"
+    # Local edits: overrides, custom groups, people links.
+    WRITE = "roster:write"
     SENSITIVE = "roster:sensitive"
     SYNC_WRITE = "sync:write"
     ADMIN = "admin"

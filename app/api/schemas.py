@@ -6,6 +6,7 @@ models describe it (a test keeps both field lists equal) and are what OpenAPI pu
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -20,6 +21,19 @@ class Page(BaseModel, Generic[T]):
 
     data: list[T]
     next_cursor: str | None
+
+
+class Source(BaseModel, Generic[T]):
+    """Where a field's value comes from."""
+
+    value: T | None = Field(description="The value shown in the record's own field.")
+    clever_value: T | None = Field(description="The value Clever sent.")
+    origin: Literal["clever", "override", "inferred"] = Field(
+        description="`override`: set locally with `PUT .../overrides`; `inferred`: Clever "
+        "sent none and the mirror derived one; `clever`: Clever's value."
+    )
+    updated_at: datetime | None = Field(description="When the override was set.")
+    updated_by: str | None = Field(description="The name of the API key that set it.")
 
 
 class Lifecycle(BaseModel):
@@ -79,12 +93,20 @@ class School(Lifecycle):
     address: Address
 
 
+class TermSources(BaseModel):
+    name: Source[str]
+    active: Source[bool]
+
+
 class Term(Lifecycle):
     id: str
     district_id: str
-    name: str | None
+    name: str | None = Field(description="Clever's name, or the override's.")
     start_date: date | None
     end_date: date | None
+    sources: TermSources = Field(
+        description="`active` is true for a term Clever deleted when an override reactivated it."
+    )
 
 
 class Course(Lifecycle):
@@ -94,12 +116,17 @@ class Course(Lifecycle):
     number: str | None
 
 
+class SectionSources(BaseModel):
+    display_name: Source[str]
+
+
 class Section(Lifecycle):
     id: str
     district_id: str
     name: str | None = Field(description="The name Clever sent, if any.")
     display_name: str | None = Field(
-        description="`name`, or one made from course, period and teacher when Clever sent none."
+        description="The override's name if one is set; else `name`, or one made from course, "
+        "period and teacher when Clever sent none."
     )
     period: str | None
     section_number: str | None
@@ -110,6 +137,7 @@ class Section(Lifecycle):
     course_id: str | None
     term_id: str | None
     primary_teacher_id: str | None
+    sources: SectionSources
 
 
 class SectionInContext(Section):
@@ -152,6 +180,15 @@ class SensitiveFields(BaseModel):
     disability: dict[str, Any] | None = Field(
         default=None, description="Clever's disability object, as sent."
     )
+    home_language: str | None = None
+    home_language_code: str | None = None
+
+
+class UserSources(BaseModel):
+    preferred_name: Source[str]
+    graduation_year: Source[int] = Field(
+        description="`inferred` from the student's grade when Clever sent no year."
+    )
 
 
 UserRole = Literal["student", "teacher", "staff", "district_admin", "contact"]
@@ -161,7 +198,15 @@ class User(Lifecycle):
     id: str
     district_id: str
     roles: list[UserRole]
+    person_id: uuid.UUID | None = Field(
+        description="The person behind this teacher, staff or district-admin record "
+        "(`GET /v1/people/{id}`); null for students and contacts."
+    )
     name: Name
+    preferred_name: str | None = Field(
+        description="The override's preferred name if one is set, else Clever's "
+        "(`name.preferred_first` shows the same value)."
+    )
     email: str | None = Field(description="As Clever sent it, even when not a valid address.")
     email_valid: bool | None
     primary_school_id: str | None
@@ -172,13 +217,18 @@ class User(Lifecycle):
     staff_number: str | None
     title: str | None
     grade: str | None
-    graduation_year: int | None
+    graduation_year: int | None = Field(
+        description="The override's year, else Clever's, else one inferred from the grade."
+    )
     dob: date | None
     gender: str | None
     phone: str | None
     sensitive: SensitiveFields | None = Field(
-        description="Null unless the key holds `roster:sensitive` and the district shares them."
+        default=None,
+        description="Present only for keys with `roster:sensitive`; null when the district "
+        "has sensitive data disabled or the user has none.",
     )
+    sources: UserSources
 
 
 class LinkedUser(User):

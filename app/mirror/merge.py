@@ -25,6 +25,8 @@ Rules:
 * Enrollments keep history: a new one starts a row, a vanished one gets `ended_at`.
 * Warnings: new ones are inserted, changed ones updated, and open ones the batch no longer
   sees (within what it covers) resolved. Nothing is written for warnings seen again.
+  Overrides are never written here: every batch warns of those whose Clever value moved
+  (`override_shadowed`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from app.local import overrides
 from app.mirror.staging import ENTITY_KINDS, Staging
 
 # Entities in the order they are merged: what others reference comes first.
@@ -325,6 +328,11 @@ async def apply_batch(
     for spec in (USER_SCHOOLS, CONTACT_RELATIONSHIPS, SECTION_TEACHERS):
         counts.links[spec.table] = await _merge_links(connection, staging, spec, district_id)
     counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
+    await connection.execute(
+        f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
+        f" {overrides.shadowed_sql('$1')}",
+        district_id,
+    )
     counts.warnings_opened, counts.warnings_resolved = await _merge_warnings(
         connection, staging, district_id, run_id, full=full
     )
@@ -817,6 +825,8 @@ async def _merge_warnings(
         f" UNION ALL SELECT id FROM {staging.table('deletions')} WHERE entity = '{entity}'))"
         for entity in ENTITY_ORDER
     )
+    # Every batch stages the district's shadowed overrides (there are few).
+    covered += f" OR w.code = '{overrides.SHADOWED}'"
     if full:
         covered += (
             " OR w.record_id IS NULL"
@@ -836,6 +846,28 @@ async def _merge_warnings(
         run_id,
     )
     return int(opened or 0), _affected(resolved)
+
+
+async def resolve_override_warnings(
+    connection: asyncpg.Connection, district_id: str, entity: str, record_id: str
+) -> int:
+    """Resolve the record's `override_shadowed` warnings that no longer hold (its override
+    was removed or set again over Clever's value of now); how many."""
+    status = await connection.execute(
+        f"""
+        UPDATE data_warnings w SET resolved_at = now()
+        WHERE w.district_id = $1 AND w.entity = $2 AND w.record_id = $3
+          AND w.code = '{overrides.SHADOWED}' AND w.resolved_at IS NULL
+          AND w.field NOT IN (
+              SELECT s.field FROM ({overrides.shadowed_sql("$1")}) s
+              WHERE s.entity = $2 AND s.record_id = $3
+          )
+        """,
+        district_id,
+        entity,
+        record_id,
+    )
+    return _affected(status)
 
 
 def _affected(status: str) -> int:

@@ -508,3 +508,120 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime | None = _timestamp(required=True)
     last_used_at: datetime | None = _timestamp()
     revoked_at: datetime | None = _timestamp()
+
+
+# --- Local data: written by the API, never by a sync ----------------------------------------
+
+
+class Override(SQLModel, table=True):
+    """A local value shown instead of Clever's for one field of one record.
+
+    Keyed by district and Clever id, so it outlives the record's soft delete and restore.
+    `clever_value` is Clever's value when the override was set: a sync that finds another
+    one leaves the override in place and warns (`override_shadowed`).
+    """
+
+    __tablename__ = "overrides"
+    __table_args__ = (CheckConstraint("entity IN ('users', 'sections', 'terms')", name="entity"),)
+
+    district_id: str = Field(
+        sa_type=Text, sa_column_args=[ForeignKey("districts.id")], primary_key=True
+    )
+    entity: str = Field(sa_type=Text, primary_key=True)
+    record_id: str = Field(sa_type=Text, primary_key=True)
+    field: str = Field(sa_type=Text, primary_key=True)
+    value: Any = Field(sa_type=JSONB, sa_column_kwargs={"nullable": False})
+    clever_value: Any = Field(default=None, sa_type=JSONB, sa_column_kwargs={"nullable": True})
+    updated_at: datetime | None = _timestamp(required=True)
+    updated_by: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+
+
+class Group(SQLModel, table=True):
+    """A custom group of one district's students, owned by one of its teachers."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        Index(None, "district_id", "owner_id"),
+        Index(None, "district_id", "source_section_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_type=UUID(as_uuid=True), primary_key=True)
+    district_id: str = _district_fk()
+    name: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    owner_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # The section the group was made from, if any.
+    source_section_id: str | None = _text()
+    created_at: datetime | None = _timestamp(required=True)
+    created_by: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    updated_at: datetime | None = _timestamp(required=True)
+    deleted_at: datetime | None = _timestamp()
+
+
+class GroupMember(SQLModel, table=True):
+    __tablename__ = "group_members"
+    __table_args__ = (Index(None, "district_id", "user_id"),)
+
+    group_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), sa_column_args=[ForeignKey("groups.id")], primary_key=True
+    )
+    user_id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    added_at: datetime | None = _timestamp(required=True)
+    added_by: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+
+
+class GroupChange(SQLModel, table=True):
+    """Who changed a group, when, and what: one row per change, never updated."""
+
+    __tablename__ = "group_changes"
+    __table_args__ = (Index(None, "group_id", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+        primary_key=True,
+    )
+    group_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True),
+        sa_column_args=[ForeignKey("groups.id")],
+        sa_column_kwargs={"nullable": False},
+    )
+    at: datetime | None = _timestamp(required=True)
+    actor: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    action: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    detail: dict[str, Any] | None = _jsonb(required=True)
+
+
+class Person(SQLModel, table=True):
+    """One human behind a district's teacher, staff and district-admin records."""
+
+    __tablename__ = "people"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_type=UUID(as_uuid=True), primary_key=True)
+    district_id: str = _district_fk()
+    created_at: datetime | None = _timestamp(required=True)
+
+
+class PersonLink(SQLModel, table=True):
+    """A user record's person. `pinned` links were set by an administrator (a split or a
+    merge): syncs keep them as they are."""
+
+    __tablename__ = "person_links"
+    __table_args__ = (Index(None, "person_id"), Index(None, "district_id", "user_id"))
+
+    user_id: str = Field(sa_type=Text, primary_key=True)
+    district_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    person_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True),
+        sa_column_args=[ForeignKey("people.id")],
+        sa_column_kwargs={"nullable": False},
+    )
+    # The normalized email the link was made by (null for pinned links and lone records).
+    email: str | None = _text()
+    pinned: bool = Field(
+        default=False,
+        sa_type=Boolean,
+        sa_column_kwargs={"server_default": text("false"), "nullable": False},
+    )
+    linked_at: datetime | None = _timestamp(required=True)

@@ -62,7 +62,12 @@ async def create_pool(
         max_size=max_size,
         init=init_connection,
         reset=_end_open_transaction if light_reset else None,
-        server_settings={"application_name": application_name, "timezone": "UTC"},
+        server_settings={
+            "application_name": application_name,
+            "timezone": "UTC",
+            # Read by the user shape's inferred graduation year.
+            "roster.school_year_start_month": str(settings.school_year_start_month),
+        },
     )
     assert pool is not None
     return pool

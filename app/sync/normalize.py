@@ -31,6 +31,8 @@ SENSITIVE_STUDENT_FIELDS = (
     "section_504_status",
     "gifted_status",
     "disability",
+    "home_language",
+    "home_language_code",
 )
 
 # Clever's grade values in order; the position is the `grade_level` column.

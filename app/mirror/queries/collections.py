@@ -46,21 +46,40 @@ class Kind:
     district_column: str
     # (alias, show sensitive fields) -> the JSON expression of a row.
     shape: Callable[[str, bool], str]
+    # The entity's name among overridable records, when it has overrides to join.
+    overridable: str | None = None
 
     def body(self, scope: Scope) -> str:
         return self.shape(self.alias, scope.sensitive)
 
+    @property
+    def joins(self) -> str:
+        """What the shape needs joined after `{table} {alias}`."""
+        if self.overridable is None:
+            return ""
+        return shapes.overrides_join(self.alias, self.overridable)
+
+    @property
+    def active(self) -> str:
+        """SQL: the record is active (a reactivated term is, though Clever deleted it)."""
+        if self.table == "terms":
+            return shapes.term_active(self.alias)
+        return f"{self.alias}.deleted_at IS NULL"
+
 
 DISTRICTS = Kind("districts", "d", "id", lambda alias, _: shapes.district_json(alias))
 SCHOOLS = Kind("schools", "sc", "district_id", lambda alias, _: shapes.school_json(alias))
-TERMS = Kind("terms", "t", "district_id", lambda alias, _: shapes.term_json(alias))
+TERMS = Kind("terms", "t", "district_id", lambda alias, _: shapes.term_json(alias), "terms")
 COURSES = Kind("courses", "c", "district_id", lambda alias, _: shapes.course_json(alias))
-SECTIONS = Kind("sections", "s", "district_id", lambda alias, _: shapes.section_json(alias))
+SECTIONS = Kind(
+    "sections", "s", "district_id", lambda alias, _: shapes.section_json(alias), "sections"
+)
 USERS = Kind(
     "users",
     "u",
     "district_id",
     lambda alias, sensitive: shapes.user_json(alias, sensitive=sensitive),
+    "users",
 )
 
 
@@ -87,14 +106,14 @@ def list_sql(kind: Kind, listing: Listing) -> tuple[str, list[Any]]:
     if listing.district_id is not None:
         conditions.append(f"{district} = {params.add(listing.district_id)}")
     if not listing.scope.include_inactive:
-        conditions.append(f"{alias}.deleted_at IS NULL")
+        conditions.append(kind.active)
     if listing.updated_since is not None:
         conditions.append(f"{alias}.updated_at >= {params.add(listing.updated_since)}")
     if listing.after is not None:
         conditions.append(f"{alias}.id > {params.add(listing.after)}")
     sql = f"""
         SELECT {alias}.id, {kind.body(listing.scope)}
-        FROM {kind.table} {alias}
+        FROM {kind.table} {alias} {kind.joins}
         {where(conditions)}
         ORDER BY {alias}.id
         LIMIT {params.add(listing.limit + 1)}
@@ -122,10 +141,10 @@ async def find_record(
         district = f"{alias}.{kind.district_column}"
         conditions.append(f"{district} = ANY({params.add(scope.district_ids)}::text[])")
     if not scope.include_inactive:
-        conditions.append(f"{alias}.deleted_at IS NULL")
+        conditions.append(kind.active)
     row = await connection.fetchrow(
-        f"SELECT {alias}.{kind.district_column}, {alias}.deleted_at IS NULL, {kind.body(scope)}"
-        f" FROM {kind.table} {alias} {where(conditions)}",
+        f"SELECT {alias}.{kind.district_column}, {kind.active}, {kind.body(scope)}"
+        f" FROM {kind.table} {alias} {kind.joins} {where(conditions)}",
         *params.values,
     )
     if row is None or not visible(scope, row[0], active=row[1]):

@@ -92,12 +92,18 @@ def _memberships(scope: Scope, role: SectionRole | None) -> str:
 
 
 # A section `s` (of `m.section_id` in `m.district_id`) with its school, course and term.
-_SECTION_CONTEXT = """
+_SECTION_CONTEXT = (
+    """
     JOIN sections s ON s.id = m.section_id AND s.district_id = m.district_id
     LEFT JOIN schools sc ON sc.id = s.school_id AND sc.district_id = s.district_id
     LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = s.district_id
     LEFT JOIN terms t ON t.id = s.term_id AND t.district_id = s.district_id
 """
+    + shapes.overrides_join("s", "sections")
+    + shapes.overrides_join("t", "terms")
+)
+
+USER_OVERRIDES = shapes.overrides_join("u", "users")
 
 
 def _user_section_json() -> str:
@@ -167,7 +173,7 @@ def _by_term_sql(
                    {_TERM_BUCKET} AS bucket
             FROM ({_memberships(scope, role)}) m {_SECTION_CONTEXT}
             {active}
-            GROUP BY t.id
+            GROUP BY t.id, t_ov.fields
         )
         SELECT o.district_id, o.deleted_at IS NULL AS active,
                json_build_object('data', coalesce(
@@ -228,6 +234,7 @@ def _teacher_students_sql(
         ) l
         JOIN users u ON u.id = l.student_id AND u.district_id = (SELECT district_id FROM o)
              {live}
+             {USER_OVERRIDES}
         ORDER BY u.id LIMIT $2
     """
     return _owned_page(_owner("users", "$1", districts, include_inactive=False), page)
@@ -272,6 +279,7 @@ async def student_teachers(
         ) l
         JOIN users u ON u.id = l.teacher_id AND u.district_id = (SELECT district_id FROM o)
              {live}
+             {USER_OVERRIDES}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
     row = await connection.fetchrow(_owned_page(owner, page), *params.values)
@@ -297,6 +305,7 @@ async def student_contacts(
         FROM o
         JOIN contact_relationships cr ON cr.student_id = o.id AND cr.district_id = o.district_id
         JOIN users u ON u.id = cr.contact_id AND u.district_id = cr.district_id
+        {USER_OVERRIDES}
         {where(conditions)}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
@@ -314,6 +323,7 @@ async def section_detail(
         SELECT coalesce(json_agg({teacher} ORDER BY st.position, u.id), '[]'::json)
         FROM section_teachers st
         JOIN users u ON u.id = st.teacher_id AND u.district_id = st.district_id
+        {USER_OVERRIDES}
         WHERE st.section_id = s.id AND st.district_id = s.district_id
         {"AND st.deleted_at IS NULL AND u.deleted_at IS NULL" if current else ""}
     """
@@ -321,7 +331,7 @@ async def section_detail(
     students = f"""
         SELECT coalesce(json_agg({shapes.user_json("u", sensitive=scope.sensitive)}
                                  ORDER BY u.name_last, u.name_first, u.id), '[]'::json)
-        FROM users u
+        FROM users u {USER_OVERRIDES}
         WHERE u.district_id = s.district_id
           AND u.id IN (SELECT e.student_id FROM enrollments e
                        WHERE e.section_id = s.id AND e.district_id = s.district_id
@@ -415,6 +425,7 @@ async def school_users(
     page = f"""
         SELECT u.id AS key, {body} AS body
         FROM ({" UNION ".join(members)}) m(user_id) JOIN users u ON u.id = m.user_id
+        {USER_OVERRIDES}
         {where(conditions)}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """

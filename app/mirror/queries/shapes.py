@@ -4,6 +4,9 @@ Only the fields listed here leave the database: `raw` and, unless asked for, `se
 do. The API's response models (`app/api/schemas.py`) describe the same fields; a unit test
 keeps the two equal, which is why every shape is a public `*_fields` mapping (key to SQL
 expression, or to the mapping of a nested object).
+
+Users, sections and terms show local overrides beside Clever's values: a statement that
+builds one of their shapes joins `overrides_join(alias, entity)` after the record's table.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ def json_object(fields: Fields) -> str:
     )
 
 
-def _lifecycle(alias: str) -> dict[str, str | Fields]:
+def _lifecycle(alias: str, *, active: str | None = None) -> dict[str, str | Fields]:
     return {
-        "active": f"{alias}.deleted_at IS NULL",
+        "active": active or f"{alias}.deleted_at IS NULL",
         "updated_at": f"{alias}.updated_at",
         "deleted_at": f"{alias}.deleted_at",
     }
@@ -36,6 +39,89 @@ def _lifecycle(alias: str) -> dict[str, str | Fields]:
 
 def _columns(alias: str, *names: str) -> dict[str, str | Fields]:
     return {name: f"{alias}.{name}" for name in names}
+
+
+# The month a school year starts in (the API sets it per connection from
+# SCHOOL_YEAR_START_MONTH; July when unset).
+SCHOOL_YEAR_START_MONTH = (
+    "COALESCE(NULLIF(current_setting('roster.school_year_start_month', true), '')::int, 7)"
+)
+
+
+def inferred_graduation_year(
+    grade_level: str, *, on: str = "current_date", start_month: str = SCHOOL_YEAR_START_MONTH
+) -> str:
+    """SQL: the year a student in `grade_level` (the `grade_level` column: 1-12, 0 for
+    Kindergarten, -1 and -2 for Transitional and PreKindergarten) graduates, counted from
+    the school year that `on` falls in; null for other grades.
+
+    Grade 12 graduates at the end of the current school year, grade 11 a year later, and so
+    on down to Kindergarten (12 years later) and PreKindergarten (13). A school year starts
+    on the first day of `start_month` and ends in the calendar year of its last month.
+    """
+    started = (
+        f"(extract(year FROM {on})::int"
+        f" - CASE WHEN extract(month FROM {on}) < {start_month} THEN 1 ELSE 0 END)"
+    )
+    ends = f"({started} + CASE WHEN {start_month} = 1 THEN 0 ELSE 1 END)"
+    return (
+        f"(CASE WHEN {grade_level} BETWEEN 0 AND 12 THEN {ends} + 12 - {grade_level}"
+        f" WHEN {grade_level} IN (-2, -1) THEN {ends} + 13 END)"
+    )
+
+
+# Record kinds with overridable fields: field -> (SQL cast of the override's JSON text).
+OVERRIDABLE: dict[str, dict[str, str]] = {
+    "users": {"preferred_name": "", "graduation_year": "::int"},
+    "sections": {"display_name": ""},
+    "terms": {"name": "", "active": "::boolean"},
+}
+
+
+def overrides_join(alias: str, entity: str) -> str:
+    """FROM-clause part: the record's overrides as `{alias}_ov.fields` (field -> value,
+    updated_at, updated_by), null when it has none."""
+    return (
+        " LEFT JOIN LATERAL (SELECT jsonb_object_agg(o.field, jsonb_build_object("
+        "'value', o.value, 'updated_at', o.updated_at, 'updated_by', o.updated_by)) AS fields"
+        f" FROM overrides o WHERE o.district_id = {alias}.district_id"
+        f" AND o.entity = '{entity}' AND o.record_id = {alias}.id) {alias}_ov ON true"
+    )
+
+
+def _overridden(alias: str, entity: str, field: str) -> str:
+    """SQL: the field's override value, or null."""
+    cast = OVERRIDABLE[entity][field]
+    return f"(({alias}_ov.fields -> '{field}' ->> 'value'){cast})"
+
+
+def _effective(alias: str, entity: str, field: str, clever: str) -> str:
+    return f"COALESCE({_overridden(alias, entity, field)}, {clever})"
+
+
+def _source(
+    alias: str, entity: str, field: str, clever: str, *, inferred: str | None = None
+) -> Fields:
+    """Where a field's value comes from: an override, Clever, or a rule (`inferred`)."""
+    entry = f"({alias}_ov.fields -> '{field}')"
+    shown = clever if inferred is None else f"COALESCE({clever}, {inferred})"
+    from_rule = (
+        ""
+        if inferred is None
+        else f" WHEN {clever} IS NULL AND {inferred} IS NOT NULL THEN 'inferred'"
+    )
+    return {
+        "value": _effective(alias, entity, field, shown),
+        "clever_value": clever,
+        "origin": f"CASE WHEN {entry} IS NOT NULL THEN 'override'{from_rule} ELSE 'clever' END",
+        "updated_at": f"({entry} ->> 'updated_at')::timestamptz",
+        "updated_by": f"({entry} ->> 'updated_by')",
+    }
+
+
+def term_active(alias: str = "t") -> str:
+    """SQL: the term is active: Clever shares it, or an override reactivated it."""
+    return _effective(alias, "terms", "active", f"{alias}.deleted_at IS NULL")
 
 
 def or_null(alias: str, shape: str) -> str:
@@ -90,8 +176,20 @@ def school_json(alias: str = "sc") -> str:
 
 
 def term_fields(alias: str = "t") -> dict[str, str | Fields]:
-    columns = _columns(alias, "id", "district_id", "name", "start_date", "end_date")
-    return columns | _lifecycle(alias)
+    name = f"{alias}.name"
+    clever_active = f"{alias}.deleted_at IS NULL"
+    return (
+        _columns(alias, "id", "district_id")
+        | {"name": _effective(alias, "terms", "name", name)}
+        | _columns(alias, "start_date", "end_date")
+        | _lifecycle(alias, active=term_active(alias))
+        | {
+            "sources": {
+                "name": _source(alias, "terms", "name", name),
+                "active": _source(alias, "terms", "active", clever_active),
+            }
+        }
+    )
 
 
 def term_json(alias: str = "t") -> str:
@@ -107,11 +205,15 @@ def course_json(alias: str = "c") -> str:
 
 
 def section_fields(alias: str = "s") -> dict[str, str | Fields]:
+    display_name = f"{alias}.display_name"
     return (
-        _columns(alias, "id", "district_id", "name", "display_name", "period", "section_number")
+        _columns(alias, "id", "district_id", "name")
+        | {"display_name": _effective(alias, "sections", "display_name", display_name)}
+        | _columns(alias, "period", "section_number")
         | _columns(alias, "sis_id", "subject", "grade", "school_id", "course_id", "term_id")
         | _columns(alias, "primary_teacher_id")
         | _lifecycle(alias)
+        | {"sources": {"display_name": _source(alias, "sections", "display_name", display_name)}}
     )
 
 
@@ -146,22 +248,45 @@ def section_detail_fields(*, teachers: str, students: str) -> dict[str, str | Fi
 
 
 def user_fields(alias: str = "u", *, sensitive: bool) -> dict[str, str | Fields]:
-    """A user; `sensitive` decides whether the sensitive student fields are shown."""
+    """A user; `sensitive` decides whether the sensitive student fields are shown (without
+    it the `sensitive` member is left out)."""
+    preferred = f"{alias}.preferred_first_name"
+    preferred_name = _effective(alias, "users", "preferred_name", preferred)
+    year = f"{alias}.graduation_year"
+    inferred = inferred_graduation_year(f"{alias}.grade_level")
     return (
         _columns(alias, "id", "district_id", "roles")
         | {
+            "person_id": (
+                f"(SELECT pl.person_id FROM person_links pl"
+                f" WHERE pl.user_id = {alias}.id AND pl.district_id = {alias}.district_id)"
+            ),
             "name": {
                 "first": f"{alias}.name_first",
                 "middle": f"{alias}.name_middle",
                 "last": f"{alias}.name_last",
-                "preferred_first": f"{alias}.preferred_first_name",
-            }
+                "preferred_first": preferred_name,
+            },
+            "preferred_name": preferred_name,
         }
         | _columns(alias, "email", "email_valid", "primary_school_id", "sis_id", "state_id")
         | _columns(alias, "student_number", "teacher_number", "staff_number", "title", "grade")
-        | _columns(alias, "graduation_year", "dob", "gender", "phone")
-        | {"sensitive": f"{alias}.sensitive" if sensitive else "NULL::json"}
+        | {
+            "graduation_year": _effective(
+                alias, "users", "graduation_year", f"COALESCE({year}, {inferred})"
+            )
+        }
+        | _columns(alias, "dob", "gender", "phone")
+        | ({"sensitive": f"{alias}.sensitive"} if sensitive else {})
         | _lifecycle(alias)
+        | {
+            "sources": {
+                "preferred_name": _source(alias, "users", "preferred_name", preferred),
+                "graduation_year": _source(
+                    alias, "users", "graduation_year", year, inferred=inferred
+                ),
+            }
+        }
     )
 
 

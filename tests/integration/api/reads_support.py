@@ -161,7 +161,8 @@ def iso_date(value: Any) -> str | None:
 
 
 def without_lifecycle(obj: Json) -> Json:
-    return {key: value for key, value in obj.items() if key not in LIFECYCLE_KEYS}
+    """The record's own fields: without lifecycle keys and the `sources` of its values."""
+    return {key: value for key, value in obj.items() if key not in (*LIFECYCLE_KEYS, "sources")}
 
 
 def expected_school(record: Json) -> Json:

@@ -132,6 +132,17 @@ async def remove_district(pool: asyncpg.Pool, district_id: str) -> None:
         if row["tablename"].startswith(tuple(prefixes)):
             await pool.execute(f'DROP TABLE roster_staging."{row["tablename"]}"')
     async with pool.acquire() as connection, connection.transaction():
-        for table in (*reversed(LIVE_TABLES), "district_sync_state", "sync_runs"):
+        await connection.execute(
+            "DELETE FROM group_changes WHERE group_id IN"
+            " (SELECT id FROM groups WHERE district_id = $1)",
+            district_id,
+        )
+        await connection.execute(
+            "DELETE FROM group_members WHERE group_id IN"
+            " (SELECT id FROM groups WHERE district_id = $1)",
+            district_id,
+        )
+        local = ("person_links", "people", "groups", "overrides")
+        for table in (*local, *reversed(LIVE_TABLES), "district_sync_state", "sync_runs"):
             column = "id" if table == "districts" else "district_id"
             await connection.execute(f"DELETE FROM {table} WHERE {column} = $1", district_id)

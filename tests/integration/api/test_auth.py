@@ -18,7 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.api.deps import get_reader
+from app.api.deps import get_reader, get_writer
 from app.api.keys import Scope, create_key
 from tests.integration.api.conftest import Keys, Mirrored
 from tests.integration.api.reads_support import api_routes, assert_problem, bearer, get_json
@@ -46,6 +46,8 @@ def required_scope(route: APIRoute) -> Scope | None:
         call = dependency.call
         if call is get_reader:
             return Scope.READ
+        if call is get_writer:
+            return Scope.WRITE
         if call is not None and getattr(call, "__qualname__", "").startswith("require."):
             scope = inspect.getclosurevars(call).nonlocals["scope"]
             assert isinstance(scope, Scope)

@@ -41,11 +41,20 @@ def _forbidden(victim: SandboxDistrict, hijacker: Hostility, run_ids: list[str])
     return re.compile("|".join(parts))
 
 
+# A valid body for each write route that takes one (keyed by route path).
+WRITE_BODIES: dict[str, dict[str, object]] = {
+    "/v1/users/{user_id}/overrides": {"preferred_name": "Leak"},
+    "/v1/sections/{section_id}/overrides": {"display_name": "Leak"},
+    "/v1/terms/{term_id}/overrides": {"name": "Leak", "active": True},
+}
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
     path: str
     params: dict[str, str]
+    body: dict[str, object] | None = None
 
 
 def _values(pair: Pair, own: Hostility, run_ids: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -92,13 +101,13 @@ def _calls(route: APIRoute, values: dict[str, list[str]]) -> Iterator[Call]:
         variants.append({"include_inactive": "true"})
     for path in fill(0, route.path):
         for params in variants:
-            yield Call(method, path, params)
+            yield Call(method, path, params, WRITE_BODIES.get(route.path))
 
 
 async def _answers(api: httpx.AsyncClient, call: Call, key: str) -> list[httpx.Response]:
     """The call's answer, with every further page of a list."""
     if call.method != "GET":
-        return [await api.request(call.method, call.path, headers=bearer(key))]
+        return [await api.request(call.method, call.path, json=call.body, headers=bearer(key))]
     answers, params = [], dict(call.params)
     for _ in range(MAX_PAGES):
         response = await api.get(call.path, params=params, headers=bearer(key))
@@ -134,7 +143,12 @@ async def _walk_every_route(
             # limited to its own district must not start, approve or reject anything there,
             # and the mirror stays as the fixtures left it.
             writes = bool((route.methods or set()) - {"GET", "HEAD"})
-            route_values = {**values, "run_id": run_ids[other.district.id]} if writes else values
+            route_values = values
+            if writes:
+                route_values = {
+                    name: [value for value in found if forbidden.search(value)]
+                    for name, found in values.items()
+                } | {"run_id": run_ids[other.district.id]}
             for call in _calls(route, route_values):
                 if call.path in ("/v1/sync", "/sync"):
                     body = {"district_id": other.district.id}

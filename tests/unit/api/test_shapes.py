@@ -76,7 +76,9 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 def _differences(fields: Mapping[str, Any], model: type[BaseModel], where: str) -> list[str]:
     found = []
     extra = sorted(set(fields) - set(model.model_fields))
-    missing = sorted(set(model.model_fields) - set(fields))
+    # A field the model does not require may be left out (`sensitive` without the scope).
+    required = {name for name, info in model.model_fields.items() if info.is_required()}
+    missing = sorted(required - set(fields))
     if extra:
         found.append(f"{where}: the shape has {extra}, {model.__name__} does not")
     if missing:
@@ -113,8 +115,7 @@ def test_raw_clever_json_never_leaves_the_database() -> None:
 
 def test_sensitive_fields_are_selected_only_when_asked_for() -> None:
     assert shapes.user_fields("u", sensitive=True)["sensitive"] == "u.sensitive"
-    hidden = shapes.json_object(shapes.user_fields("u", sensitive=False))
-    assert "sensitive" not in hidden.replace("'sensitive', NULL::json", "")
+    assert "sensitive" not in shapes.json_object(shapes.user_fields("u", sensitive=False))
 
 
 def test_the_page_envelope_is_the_page_model() -> None:
