@@ -31,6 +31,8 @@ dev_services_cli = typer.Typer(help="Embedded Postgres and Redis for development
 cli.add_typer(dev_services_cli, name="dev-services")
 keys_cli = typer.Typer(help="API keys of the roster API's consumers.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+districts_cli = typer.Typer(help="Settings of one mirrored district.", no_args_is_help=True)
+cli.add_typer(districts_cli, name="districts")
 
 console = Console(stderr=True)
 
@@ -394,6 +396,42 @@ class SandboxSize(StrEnum):
     M = "M"
     L = "L"
     XL = "XL"
+
+
+class SensitiveAction(StrEnum):
+    ENABLE = "enable"
+    DISABLE = "disable"
+
+
+@districts_cli.command("sensitive")
+def districts_sensitive(
+    action: Annotated[SensitiveAction, typer.Argument(help="enable or disable")],
+    district_id: Annotated[str, typer.Argument(metavar="ID", help="The district's Clever id.")],
+) -> None:
+    """Keep a district's sensitive student fields (from its next sync on), or stop keeping
+    them: disabling erases every stored value at once, raw records included."""
+    enabled = action is SensitiveAction.ENABLE
+    if not asyncio.run(_set_sensitive(_settings(), district_id, enabled)):
+        console.print(f"[red]no district {district_id!r} in the mirror[/red]")
+        raise typer.Exit(1)
+    if enabled:
+        console.print(f"sensitive fields enabled for {district_id}: the next sync stores them")
+    else:
+        console.print(f"sensitive fields disabled for {district_id}: stored values erased")
+
+
+async def _set_sensitive(settings: Settings, district_id: str, enabled: bool) -> bool:
+    import asyncpg
+
+    from app.local import sensitive
+    from app.mirror.pg import init_connection
+
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        await init_connection(connection)
+        return await sensitive.set_enabled(connection, district_id, enabled)
+    finally:
+        await connection.close()
 
 
 @cli.command()

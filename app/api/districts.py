@@ -1,21 +1,28 @@
-"""Districts the key may see."""
+"""Districts the key may see, and the one setting an administrator changes per district."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.auth import AUTH_RESPONSES
+import asyncpg
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from app.api.auth import AUTH_RESPONSES, AdminAccess
 from app.api.deps import (
     DistrictId,
     IncludeInactive,
     ReaderDep,
     get_or_404,
     listing_of,
+    not_found,
+    scope_of,
 )
-from app.api.pagination import FiltersDep, JSONText, PageDep, page_response
+from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
 from app.api.problems import not_found_responses
 from app.api.schemas import District, Page
-from app.mirror.queries.collections import DISTRICTS, list_records
+from app.local import sensitive
+from app.mirror.queries.collections import DISTRICTS, get_record, list_records
 
 router = APIRouter(prefix="/v1", tags=["districts"], responses=AUTH_RESPONSES)
 
@@ -44,3 +51,40 @@ async def get_district(
     return await get_or_404(
         reader, DISTRICTS, district_id, what="district", include_inactive=include_inactive
     )
+
+
+class DistrictChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    sensitive_fields_enabled: StrictBool = Field(
+        description="Keep the district's sensitive student fields (from its next sync on). "
+        "`false` erases every stored value at once, raw records included."
+    )
+
+
+@router.patch(
+    "/districts/{district_id}",
+    name="districts-patch",
+    response_model=District,
+    responses=not_found_responses("district"),
+)
+async def patch_district(
+    district_id: DistrictId,
+    principal: AdminAccess,
+    request: Request,
+    changes: Annotated[DistrictChanges, Body()],
+) -> JSONText:
+    """Enable or disable the district's sensitive student fields. Needs `admin`."""
+    if not principal.sees(district_id):
+        raise not_found("district", district_id)
+    pool: asyncpg.Pool = request.state.pool
+    async with pool.acquire() as connection:
+        if not await sensitive.set_enabled(
+            connection, district_id, changes.sensitive_fields_enabled
+        ):
+            raise not_found("district", district_id)
+        body = await get_record(
+            connection, DISTRICTS, district_id, scope_of(principal, include_inactive=True)
+        )
+    assert body is not None
+    return object_response(body)

@@ -58,6 +58,11 @@ class District(Lifecycle):
         "is between `pause_start` and `pause_end`): scheduled full syncs skip it and the "
         "mass-change guard does not hold its runs."
     )
+    sensitive_fields_enabled: bool | None = Field(
+        description="Whether the district's sensitive student fields are kept (set at its "
+        "first sync from `SENSITIVE_FIELDS_ENABLED`, then by `PATCH /v1/districts/{id}`); "
+        "null: not synced since, and `SENSITIVE_FIELDS_ENABLED` applies."
+    )
     connection: Literal["connected", "disconnected"] = Field(
         description="`disconnected` while no Clever token serves the district: its data is "
         "kept, scheduled syncs skip it, and it reconnects by itself when a token serves it "

@@ -31,6 +31,7 @@ import asyncpg
 
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
+from app.local.sensitive import settle_after_merge
 from app.mirror import merge
 from app.mirror.queries.shapes import district_paused
 from app.mirror.staging import (
@@ -122,7 +123,9 @@ async def run_full_sync(
             await _fetch_into_staging(
                 pool, connection, client, staging, district_id, run_id, sensitive, on_progress
             )
-            outcome = await _apply(connection, staging, district_id, run_id, options, client)
+            outcome = await _apply(
+                connection, staging, district_id, run_id, options, client, staged_with=sensitive
+            )
             if outcome.status is RunStatus.HELD:
                 await runs.finish_run(
                     connection,
@@ -546,10 +549,12 @@ async def _apply(
     options: SyncOptions,
     client: CleverClient | None = None,
     *,
+    staged_with: bool,
     approved: bool = False,
 ) -> SyncOutcome:
     """Merge the staged district in one transaction, unless the guard holds it; the run's
-    success is recorded in that transaction."""
+    success is recorded in that transaction. `staged_with`: whether the batch was staged
+    with sensitive fields."""
     try:
         async with connection.transaction():
             await merge.prepare(connection, staging, district_id, full=True)
@@ -564,6 +569,7 @@ async def _apply(
                     f"(limit {options.max_deactivate_ratio:.0%})"
                 )
             counts = await merge.apply_batch(connection, staging, district_id, run_id, full=True)
+            await settle_after_merge(connection, district_id, staged_with=staged_with)
             await cursors.record_full_sync(connection, district_id, run_id)
             outcome = SyncOutcome(
                 run_id, RunStatus.SUCCEEDED, counts=counts.as_dict(), warnings=counts.warnings_found
@@ -622,6 +628,10 @@ async def decide_held_run(
                 )
                 await staging.drop(connection)
                 return SyncOutcome(run_id, RunStatus.REJECTED)
-            outcome = await _apply(connection, staging, district_id, run_id, options, approved=True)
+            # Whether the held batch was staged with sensitive fields is not kept: assume it
+            # was, so a district disabled since keeps none.
+            outcome = await _apply(
+                connection, staging, district_id, run_id, options, approved=True, staged_with=True
+            )
             await staging.drop(connection)
             return outcome

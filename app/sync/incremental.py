@@ -35,6 +35,7 @@ import orjson
 
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
+from app.local.sensitive import settle_after_merge
 from app.mirror import merge
 from app.mirror.staging import DELETIONS, ENTITY_KINDS, Staging
 from app.sync import cursors, runs
@@ -252,6 +253,7 @@ async def _apply_batch(
             totals.add(
                 await merge.apply_batch(connection, staging, district_id, run_id, full=False)
             )
+            await settle_after_merge(connection, district_id, staged_with=sensitive)
         totals.events.update(batch.events)
         await cursors.advance(connection, district_id, cursor)
         await runs.record_batch(connection, run_id, totals.as_dict(), totals.warnings)

@@ -150,6 +150,7 @@ def district_fields(alias: str = "d") -> dict[str, str | Fields]:
     return (
         _columns(alias, "id", "name", "state", "sis_type", "nces_id", "mdr_number", "portal_url")
         | _columns(alias, "last_clever_sync", "pause_start", "pause_end")
+        | _columns(alias, "sensitive_fields_enabled")
         | {"paused": district_paused(alias), "connection": district_connection(alias)}
         | _lifecycle(alias)
     )

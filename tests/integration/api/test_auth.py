@@ -234,3 +234,49 @@ async def test_lists_show_only_the_keys_districts(
         if _takes_query(route, "district_id"):
             body = await get_json(api, route.path, key, district_id=other_id)
             assert body["data"] == []
+
+
+def _students(body: object) -> Iterator[dict[str, object]]:
+    """Every student object anywhere in an answer."""
+    if isinstance(body, dict):
+        roles = body.get("roles")
+        if isinstance(roles, list) and "student" in roles:
+            yield body
+        for value in body.values():
+            yield from _students(value)
+    elif isinstance(body, list):
+        for item in body:
+            yield from _students(item)
+
+
+async def test_sensitive_fields_show_on_every_route_only_to_keys_with_the_scope(
+    api: httpx.AsyncClient, keys: Keys, mirrored: Mirrored, s_ids: dict[str, str]
+) -> None:
+    routes_with_students = []
+    teacher = mirrored.s.truth.section_teacher_ids(s_ids["section_id"])[0]
+    for route in KEYED_GETS:
+        if required_scope(route) is not Scope.READ:
+            continue
+        ids = s_ids | ({"user_id": teacher} if route.path.startswith("/v1/teachers/") else {})
+        path = _path(route, ids)
+        params: dict[str, str | int] = {"limit": 1000} if _takes_query(route, "limit") else {}
+        if _takes_query(route, "district_id"):
+            params["district_id"] = mirrored.s.id
+        shown = await api.get(path, params=params, headers=bearer(keys.sensitive))
+        hidden = await api.get(path, params=params, headers=bearer(keys.read))
+        assert shown.status_code == hidden.status_code == 200, (path, shown.text[:200])
+        with_scope, without = list(_students(shown.json())), list(_students(hidden.json()))
+        assert len(with_scope) == len(without), path
+        if not with_scope:
+            continue
+        routes_with_students.append(route.path)
+        assert all("sensitive" in student for student in with_scope), path
+        assert any(student["sensitive"] is not None for student in with_scope), path
+        assert not any("sensitive" in student for student in without), path
+    assert len(routes_with_students) >= 5, routes_with_students
+
+    # A district that keeps no sensitive fields has none to show, whatever the key.
+    other = await get_json(
+        api, "/v1/users", keys.sensitive, district_id=mirrored.other.id, role="student"
+    )
+    assert other["data"] and all(user["sensitive"] is None for user in other["data"])

@@ -72,7 +72,7 @@ class Pair:
 
 @dataclass(frozen=True)
 class IsolationKeys:
-    a_only: str  # roster:read, roster:write, roster:sensitive, sync:write; district A only
+    a_only: str  # every scope (admin included), district A only
     b_only: str  # the same, district B only
     every: str  # admin, every district
 
@@ -190,7 +190,8 @@ async def isolation_keys(isolation_pool: asyncpg.Pool, pair: Pair) -> IsolationK
             )
         return created.secret
 
-    limited = [Scope.READ, Scope.WRITE, Scope.SENSITIVE, Scope.SYNC_WRITE]
+    # Every scope, `admin` included: the district limit alone must keep B's data from A.
+    limited = [Scope.READ, Scope.WRITE, Scope.SENSITIVE, Scope.SYNC_WRITE, Scope.ADMIN]
     return IsolationKeys(
         a_only=await make(limited, [pair.a.district.id]),
         b_only=await make(limited, [pair.b.district.id]),

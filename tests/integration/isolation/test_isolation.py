@@ -46,6 +46,7 @@ WRITE_BODIES: dict[str, dict[str, object]] = {
     "/v1/users/{user_id}/overrides": {"preferred_name": "Leak"},
     "/v1/sections/{section_id}/overrides": {"display_name": "Leak"},
     "/v1/terms/{term_id}/overrides": {"name": "Leak", "active": True},
+    "/v1/districts/{district_id}": {"sensitive_fields_enabled": False},
 }
 
 
