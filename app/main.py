@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.api import (
     courses,
     districts,
+    groups,
     health,
     overrides,
     schools,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sections.router,
         users.router,
         overrides.router,
+        groups.router,
         sync.router,
         sync.webhook_router,
         warnings.router,

@@ -260,3 +260,41 @@ class SchoolUser(User):
         description="The school is the user's primary school; false for users only enrolled "
         "in (or teaching) its sections."
     )
+
+
+class GroupMember(BaseModel):
+    user_id: str
+    status: Literal["active", "inactive"] = Field(
+        description="`inactive` while Clever no longer shares the student; `active` again "
+        "once it does."
+    )
+    added_at: datetime
+
+
+class Group(Lifecycle):
+    """A custom group of one district's students, owned by one of its teachers. Syncs
+    never change it."""
+
+    id: uuid.UUID
+    district_id: str
+    name: str
+    owner_id: str = Field(description="The teacher who owns the group.")
+    source_section_id: str | None = Field(description="The section it was made from, if any.")
+    created_at: datetime
+    created_by: str = Field(description="The name of the API key that created it.")
+    members: list[GroupMember] = Field(description="In the order they were added.")
+
+
+class Groups(BaseModel):
+    data: list[Group]
+
+
+class GroupChange(BaseModel):
+    at: datetime
+    actor: str = Field(description="The name of the API key that made the change.")
+    action: Literal["created", "renamed", "members_added", "member_removed", "deleted"]
+    detail: dict[str, Any]
+
+
+class GroupHistory(BaseModel):
+    data: list[GroupChange] = Field(description="Oldest first.")

@@ -321,3 +321,31 @@ def school_user_fields(*, sensitive: bool, school: str) -> dict[str, str | Field
     return user_fields("u", sensitive=sensitive) | {
         "primary": f"u.primary_school_id IS NOT DISTINCT FROM {school}"
     }
+
+
+def group_fields(alias: str = "g") -> dict[str, str | Fields]:
+    """A custom group with its members, each `active` while their Clever record is."""
+    member = json_object(
+        {
+            "user_id": "m.user_id",
+            "status": "CASE WHEN u.deleted_at IS NULL AND u.id IS NOT NULL"
+            " THEN 'active' ELSE 'inactive' END",
+            "added_at": "m.added_at",
+        }
+    )
+    members = (
+        f"(SELECT coalesce(json_agg({member} ORDER BY m.added_at, m.user_id), '[]'::json)"
+        " FROM group_members m"
+        " LEFT JOIN users u ON u.id = m.user_id AND u.district_id = m.district_id"
+        f" WHERE m.group_id = {alias}.id)"
+    )
+    return (
+        _columns(alias, "id", "district_id", "name", "owner_id", "source_section_id")
+        | _columns(alias, "created_at", "created_by")
+        | {"members": members}
+        | _lifecycle(alias)
+    )
+
+
+def group_json(alias: str = "g") -> str:
+    return json_object(group_fields(alias))

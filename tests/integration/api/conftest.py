@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.api.keys import Scope, create_key, revoke_key
+from app.local import groups
 from app.settings import Settings
 from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
@@ -98,6 +99,26 @@ async def keys(api_pool: asyncpg.Pool, mirrored: Mirrored) -> Keys:
         admin=await make(Scope.ADMIN),
         revoked=revoked,
     )
+
+
+@pytest.fixture(scope="package")
+async def s_group(api_pool: asyncpg.Pool, mirrored: Mirrored) -> str:
+    """A custom group in the S district, made from its ten-teacher section."""
+    truth = mirrored.s.truth
+    section_id = truth.edge_cases["section_ten_teachers"]
+    section = truth.record(section_id)
+    assert section is not None
+    async with api_pool.acquire() as connection, connection.transaction():
+        group_id = await groups.create_group(
+            connection,
+            district_id=mirrored.s.id,
+            name="Package group",
+            owner_id=section["teacher"],
+            member_ids=(section.get("students") or [])[:3],
+            source_section_id=section_id,
+            actor="api tests",
+        )
+    return str(group_id)
 
 
 @pytest.fixture(scope="package")

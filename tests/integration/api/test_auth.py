@@ -25,7 +25,10 @@ from tests.integration.api.reads_support import api_routes, assert_problem, bear
 
 UNKEYED = ("/healthz", "/readyz", "/metrics")
 # Well-formed ids that no record has.
-UNKNOWN_IDS = {"run_id": "00000000-0000-4000-8000-000000000000"}
+UNKNOWN_IDS = {
+    "run_id": "00000000-0000-4000-8000-000000000000",
+    "group_id": "00000000-0000-4000-8000-000000000000",
+}
 UNKNOWN_ID = "000000000000000000000000"
 _PARAMETER = re.compile(r"{(\w+)}")
 
@@ -65,7 +68,7 @@ def _takes_query(route: APIRoute, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-async def s_ids(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, str]:
+async def s_ids(mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str) -> dict[str, str]:
     """A record of the S district for each path parameter."""
     truth = mirrored.s.truth
     section_id = truth.edge_cases["section_ten_teachers"]
@@ -83,6 +86,7 @@ async def s_ids(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, str]:
         "section_id": section_id,
         "user_id": truth.edge_cases["student_in_three_schools"],
         "run_id": run_id,
+        "group_id": s_group,
     }
 
 

@@ -147,6 +147,7 @@ def _path_values(mirrored: Mirrored) -> dict[str, list[str]]:
         "section_id": [edge["section_ten_teachers"]],
         "user_id": [edge["student_in_three_schools"], section.get("teacher", "")],
         "run_id": [str(uuid.uuid4())],
+        "group_id": [str(uuid.uuid4())],
     }
 
 

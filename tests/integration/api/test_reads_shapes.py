@@ -25,7 +25,9 @@ def _parameters(route: APIRoute) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-async def candidates(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, list[str]]:
+async def candidates(
+    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str
+) -> dict[str, list[str]]:
     """Ids to try for each path parameter: records with every kind of link, and without."""
     s, other = mirrored.s.truth, mirrored.other.truth
     edge = s.edge_cases
@@ -54,6 +56,7 @@ async def candidates(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, li
             contact["id"],
         ],
         "run_id": [row[0] for row in runs],
+        "group_id": [s_group],
     }
 
 

@@ -82,7 +82,9 @@ def test_generated_requests_keep_the_contract(
 
 
 @pytest.fixture(scope="module")
-async def record_ids(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, list[str]]:
+async def record_ids(
+    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str
+) -> dict[str, list[str]]:
     """Ids of real records, by the name of the path parameter that takes them."""
     truth = mirrored.s.truth
     edge = truth.edge_cases
@@ -101,6 +103,7 @@ async def record_ids(mirrored: Mirrored, api_pool: asyncpg.Pool) -> dict[str, li
         "course_id": truth.ids("courses")[:2],
         "section_id": [edge["section_no_term"], edge["section_ten_teachers"]],
         "run_id": [run["id"] for run in runs],
+        "group_id": [s_group],
     }
 
 

@@ -16,6 +16,7 @@ import httpx
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
+from app.local import groups
 from app.mirror.merge import FOREIGN_ID_DETAIL
 from sandbox.district import SandboxDistrict
 from tests.integration.api.reads_support import api_routes, bearer
@@ -47,6 +48,9 @@ WRITE_BODIES: dict[str, dict[str, object]] = {
     "/v1/sections/{section_id}/overrides": {"display_name": "Leak"},
     "/v1/terms/{term_id}/overrides": {"name": "Leak", "active": True},
     "/v1/districts/{district_id}": {"sensitive_fields_enabled": False},
+    "/v1/groups/{group_id}": {"name": "Leak"},
+    "/v1/groups/{group_id}/members": {"user_ids": ["000000000000000000000000"]},
+    "/v1/sections/{section_id}/split": {"count": 2},
 }
 
 
@@ -76,6 +80,7 @@ def _values(pair: Pair, own: Hostility, run_ids: dict[str, list[str]]) -> dict[s
             "section_id": [*sections, side.hijacked_id],
             "user_id": [*users, side.hijacked_id],
             "run_id": run_ids[district.id],
+            "group_id": run_ids[district.id],
         }.items():
             values.setdefault(name, [])
             values[name] += [value for value in found if value and value not in values[name]]
@@ -132,6 +137,24 @@ async def _walk_every_route(
         list(run_ids),
     ):
         run_ids[row["district_id"]].append(row["id"])
+    # A custom group in each district (its teacher's, with one of its students): group ids
+    # are the district's as much as its run ids are.
+    teachers = {}
+    for side in (pair.a, pair.b):
+        users = list(side.district.iter_records("users"))
+        teachers[side.district.id] = next(u["id"] for u in users if "teacher" in u["roles"])
+        student = next(u["id"] for u in users if "student" in u["roles"])
+        async with pool.acquire() as connection, connection.transaction():
+            group_id = await groups.create_group(
+                connection,
+                district_id=side.district.id,
+                name="Isolation",
+                owner_id=teachers[side.district.id],
+                member_ids=[student],
+                source_section_id=None,
+                actor="isolation test",
+            )
+        run_ids[side.district.id].append(str(group_id))
     routes = api_routes()
     sides = ((pair.a, keys.a_only, pair.b), (pair.b, keys.b_only, pair.a))
     asked: set[tuple[str, str]] = set()
@@ -149,13 +172,20 @@ async def _walk_every_route(
                 route_values = {
                     name: [value for value in found if forbidden.search(value)]
                     for name, found in values.items()
-                } | {"run_id": run_ids[other.district.id]}
+                } | {"run_id": run_ids[other.district.id], "group_id": run_ids[other.district.id]}
             for call in _calls(route, route_values):
                 if call.path in ("/v1/sync", "/sync"):
                     body = {"district_id": other.district.id}
                     answers = [await api.post(call.path, json=body, headers=bearer(key))]
                     expected_status: int | None = 404
                     echoed = [other.district.id]
+                elif call.path == "/v1/groups":
+                    # A group owned by the other district's teacher: the owner is not seen.
+                    owner = teachers[other.district.id]
+                    body = {"name": "Leak", "owner_id": owner}
+                    answers = [await api.post(call.path, json=body, headers=bearer(key))]
+                    expected_status = 404
+                    echoed = [owner]
                 else:
                     answers = await _answers(api, call, key)
                     # An id of the other district is answered as an unknown one.

@@ -14,6 +14,7 @@ import pytest
 
 from app.settings import Settings
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
+from tests.integration.sync_sandbox.local_support import Edited, edited_district
 from tests.integration.sync_sandbox.support import (
     SyncedDistrict,
     sandbox_settings,
@@ -57,3 +58,12 @@ async def synced_s(
     )
     outcome = await sync_ok(deps, district=district)
     return SyncedDistrict(s_sandbox, district, deps, outcome)
+
+
+@pytest.fixture
+async def edited(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> AsyncIterator[Edited]:
+    """A tiny district synced once, with the API in-process and keys to edit it."""
+    async with edited_district(tiny_sandbox, settings, mirror_pool) as edited:
+        yield edited

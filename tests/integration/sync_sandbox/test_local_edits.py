@@ -3,102 +3,19 @@ and restores, and warn when Clever's value moves under them; a reactivated term 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
-
 import asyncpg
-import httpx
-import pytest
 
 from app.api.keys import Scope, create_key
 from app.settings import Settings
-from app.sync.runs import RunMode, RunStatus, RunTrigger
-from app.sync.service import SyncDeps, sync_district
-from sandbox.district import SandboxDistrict
-from sandbox.server import RunningSandbox
 from tests.integration.api.sync_support import assert_problem, bearer
-from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps, sync_ok
-from tests.support.app import app_client
-
-Json = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Edited:
-    district: SandboxDistrict
-    deps: SyncDeps
-    api: httpx.AsyncClient
-    pool: asyncpg.Pool
-    writer: str  # roster:read + roster:write, named "registrar"
-    reader: str  # roster:read only
-
-    async def full(self) -> None:
-        await sync_ok(self.deps, district=self.district)
-
-    async def incremental(self) -> None:
-        outcome = await sync_district(
-            self.deps, self.district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.CLI
-        )
-        assert outcome.status is RunStatus.SUCCEEDED, (outcome.status, outcome.error)
-        run_mode = await self.pool.fetchval(
-            "SELECT mode FROM sync_runs WHERE id = $1", outcome.run_id
-        )
-        assert run_mode == "incremental"
-
-    async def get(self, path: str, key: str | None = None) -> Json:
-        response = await self.api.get(path, headers=bearer(key or self.reader))
-        assert response.status_code == 200, response.text
-        body: Json = response.json()
-        return body
-
-    async def put(self, path: str, body: Json) -> Json:
-        response = await self.api.put(path, json=body, headers=bearer(self.writer))
-        assert response.status_code == 200, response.text
-        answer: Json = response.json()
-        return answer
-
-    async def shadowed(self) -> dict[tuple[str, str, str], str]:
-        """Open `override_shadowed` warnings: (entity, record, field) -> detail."""
-        rows = await self.pool.fetch(
-            "SELECT entity, record_id, field, detail FROM data_warnings"
-            " WHERE district_id = $1 AND code = 'override_shadowed' AND resolved_at IS NULL",
-            self.district.id,
-        )
-        return {(r["entity"], r["record_id"], r["field"]): r["detail"] for r in rows}
-
-
-@pytest.fixture
-async def edited(
-    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
-) -> AsyncIterator[Edited]:
-    district = tiny_sandbox.districts[0]
-    configured = sandbox_settings(settings, sandbox=tiny_sandbox, district=district)
-    deps = sync_deps(configured, pool=mirror_pool)
-    await sync_ok(deps, district=district)
-    async with mirror_pool.acquire() as connection:
-        writer = await create_key(
-            connection, name="registrar", scopes=[Scope.READ, Scope.WRITE], district_ids=None
-        )
-        reader = await create_key(connection, name="reader", scopes=[Scope.READ], district_ids=None)
-    async with app_client(configured.model_copy(update={"api_key_cache_seconds": 0.0})) as api:
-        yield Edited(district, deps, api, mirror_pool, writer.secret, reader.secret)
-
-
-def _first(district: SandboxDistrict, collection: str, role: str | None = None) -> Json:
-    for record in district.iter_records(collection):
-        has_role = role is None or role in (record.get("roles") or {})
-        usable = collection != "sections" or (record.get("students") and record.get("term_id"))
-        if has_role and usable:
-            return record
-    raise AssertionError(f"no {collection} in the sandbox")
+from tests.integration.sync_sandbox.local_support import Edited, first_record
 
 
 async def test_overrides_outlive_syncs_and_warn_while_clever_differs(edited: Edited) -> None:
     district = edited.district
-    student = _first(district, "users", "student")["id"]
-    section = _first(district, "sections")["id"]
-    term = _first(district, "terms")["id"]
+    student = first_record(district, "users", "student")["id"]
+    section = first_record(district, "sections")["id"]
+    term = first_record(district, "terms")["id"]
 
     user = await edited.put(
         f"/v1/users/{student}/overrides", {"preferred_name": "Sunny", "graduation_year": 2040}
@@ -178,7 +95,7 @@ async def test_overrides_outlive_syncs_and_warn_while_clever_differs(edited: Edi
 
 async def test_a_reactivated_term_stays_in_use_across_syncs(edited: Edited) -> None:
     district = edited.district
-    section = _first(district, "sections")
+    section = first_record(district, "sections")
     term = section["term_id"]
     district.delete(term)
     await edited.full()
@@ -210,7 +127,7 @@ async def test_a_reactivated_term_stays_in_use_across_syncs(edited: Edited) -> N
 
 async def test_graduation_years_are_inferred_only_when_clever_sends_none(edited: Edited) -> None:
     district = edited.district
-    student = _first(district, "users", "student")
+    student = first_record(district, "users", "student")
     district.update(student["id"], {"roles": {"student": {"graduation_year": None}}})
     await edited.full()
     grade_level = await edited.pool.fetchval(
@@ -231,8 +148,8 @@ async def test_override_requests_are_checked(
     edited: Edited, mirror_pool: asyncpg.Pool, settings: Settings
 ) -> None:
     district = edited.district
-    student = _first(district, "users", "student")["id"]
-    teacher = _first(district, "users", "teacher")["id"]
+    student = first_record(district, "users", "student")["id"]
+    teacher = first_record(district, "users", "teacher")["id"]
     path = f"/v1/users/{student}/overrides"
     api = edited.api
     async with mirror_pool.acquire() as connection:
@@ -268,7 +185,7 @@ async def test_override_requests_are_checked(
         ),
         422,
     )
-    term = _first(district, "terms")["id"]
+    term = first_record(district, "terms")["id"]
     assert_problem(
         await api.put(
             f"/v1/terms/{term}/overrides", json={"active": False}, headers=bearer(edited.writer)

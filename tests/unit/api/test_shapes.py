@@ -23,6 +23,7 @@ SHAPES: list[tuple[str, Mapping[str, Any], type[BaseModel]]] = [
     ("school", shapes.school_fields(), schemas.School),
     ("term", shapes.term_fields(), schemas.Term),
     ("course", shapes.course_fields(), schemas.Course),
+    ("group", shapes.group_fields(), schemas.Group),
     ("section", shapes.section_fields(), schemas.Section),
     ("section in context", shapes.section_in_context_fields(), schemas.SectionInContext),
     ("user section", shapes.user_section_fields("m.role"), schemas.UserSection),
