@@ -298,3 +298,24 @@ class GroupChange(BaseModel):
 
 class GroupHistory(BaseModel):
     data: list[GroupChange] = Field(description="Oldest first.")
+
+
+class PersonRecord(BaseModel):
+    user_id: str
+    roles: list[UserRole]
+    active: bool
+    pinned: bool = Field(
+        description="Linked by an administrator (split or merge): syncs leave it as it is."
+    )
+
+
+class Person(BaseModel):
+    """One human behind a district's teacher, staff and district-admin records that share a
+    valid email. Students and contacts are never linked."""
+
+    id: uuid.UUID = Field(description="Stable across syncs.")
+    district_id: str
+    email: str | None = Field(description="The normalized email its records share.")
+    user_ids: list[str]
+    roles: list[UserRole] = Field(description="Every role of its records.")
+    records: list[PersonRecord]

@@ -26,7 +26,8 @@ Rules:
 * Warnings: new ones are inserted, changed ones updated, and open ones the batch no longer
   sees (within what it covers) resolved. Nothing is written for warnings seen again.
   Overrides are never written here: every batch warns of those whose Clever value moved
-  (`override_shadowed`).
+  (`override_shadowed`). Staff records are linked into people after the merge, and a record
+  that moved to another person is warned of (`person_link_changed`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from app.local import overrides
+from app.local import overrides, people
 from app.mirror.staging import ENTITY_KINDS, Staging
 
 # Entities in the order they are merged: what others reference comes first.
@@ -328,6 +329,15 @@ async def apply_batch(
     for spec in (USER_SCHOOLS, CONTACT_RELATIONSHIPS, SECTION_TEACHERS):
         counts.links[spec.table] = await _merge_links(connection, staging, spec, district_id)
     counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
+    if full or await _staged_users(connection, staging):
+        await connection.executemany(
+            f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
+            f" VALUES ('users', $1, 'email', '{people.LINK_CHANGED}', $2)",
+            [
+                (change.user_id, change.detail)
+                for change in await people.link(connection, district_id)
+            ],
+        )
     await connection.execute(
         f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
         f" {overrides.shadowed_sql('$1')}",
@@ -846,6 +856,15 @@ async def _merge_warnings(
         run_id,
     )
     return int(opened or 0), _affected(resolved)
+
+
+async def _staged_users(connection: asyncpg.Connection, staging: Staging) -> bool:
+    """Whether the batch changed or deleted users (people may have to be linked again)."""
+    changed: bool = await connection.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {staging.table('users')} WHERE raw IS NOT NULL)"
+        f" OR EXISTS (SELECT 1 FROM {staging.table('deletions')} WHERE entity = 'users')"
+    )
+    return changed
 
 
 async def resolve_override_warnings(

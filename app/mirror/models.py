@@ -597,9 +597,20 @@ class Person(SQLModel, table=True):
     """One human behind a district's teacher, staff and district-admin records."""
 
     __tablename__ = "people"
+    __table_args__ = (
+        Index(
+            None,
+            "district_id",
+            "email",
+            unique=True,
+            postgresql_where=text("email IS NOT NULL"),
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_type=UUID(as_uuid=True), primary_key=True)
     district_id: str = _district_fk()
+    # The normalized email its records are linked by; null for a record without a valid one.
+    email: str | None = _text()
     created_at: datetime | None = _timestamp(required=True)
 
 
@@ -617,8 +628,6 @@ class PersonLink(SQLModel, table=True):
         sa_column_args=[ForeignKey("people.id")],
         sa_column_kwargs={"nullable": False},
     )
-    # The normalized email the link was made by (null for pinned links and lone records).
-    email: str | None = _text()
     pinned: bool = Field(
         default=False,
         sa_type=Boolean,

@@ -108,18 +108,25 @@ def upgrade() -> None:
         "people",
         sa.Column("id", sa.UUID(), nullable=False),
         sa.Column("district_id", sa.Text(), nullable=False),
+        sa.Column("email", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["district_id"], ["districts.id"], name=op.f("fk_people_district_id_districts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
     )
+    op.create_index(
+        op.f("ix_people_district_id_email"),
+        "people",
+        ["district_id", "email"],
+        unique=True,
+        postgresql_where=sa.text("email IS NOT NULL"),
+    )
     op.create_table(
         "person_links",
         sa.Column("user_id", sa.Text(), nullable=False),
         sa.Column("district_id", sa.Text(), nullable=False),
         sa.Column("person_id", sa.UUID(), nullable=False),
-        sa.Column("email", sa.Text(), nullable=True),
         sa.Column("pinned", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("linked_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.ForeignKeyConstraint(

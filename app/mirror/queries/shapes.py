@@ -349,3 +349,32 @@ def group_fields(alias: str = "g") -> dict[str, str | Fields]:
 
 def group_json(alias: str = "g") -> str:
     return json_object(group_fields(alias))
+
+
+def person_fields(alias: str = "p") -> dict[str, str | Fields]:
+    """A person with their linked user records (alias `p` for `people`)."""
+    linked = (
+        "FROM person_links pl JOIN users u ON u.id = pl.user_id AND u.district_id = pl.district_id"
+        f" WHERE pl.person_id = {alias}.id"
+    )
+    record = json_object(
+        {
+            "user_id": "u.id",
+            "roles": "u.roles",
+            "active": "u.deleted_at IS NULL",
+            "pinned": "pl.pinned",
+        }
+    )
+    return {
+        "id": f"{alias}.id",
+        "district_id": f"{alias}.district_id",
+        "email": f"COALESCE({alias}.email, (SELECT min(u.email_normalized) {linked}"
+        " AND u.email_valid))",
+        "user_ids": f"(SELECT coalesce(json_agg(u.id ORDER BY u.id), '[]'::json) {linked})",
+        "roles": (
+            "(SELECT coalesce(json_agg(r.role ORDER BY array_position("
+            "ARRAY['teacher', 'staff', 'district_admin'], r.role)), '[]'::json)"
+            f" FROM (SELECT DISTINCT unnest(u.roles) AS role {linked}) r)"
+        ),
+        "records": f"(SELECT coalesce(json_agg({record} ORDER BY u.id), '[]'::json) {linked})",
+    }

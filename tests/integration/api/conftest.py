@@ -122,6 +122,17 @@ async def s_group(api_pool: asyncpg.Pool, mirrored: Mirrored) -> str:
 
 
 @pytest.fixture(scope="package")
+async def s_person(api_pool: asyncpg.Pool, mirrored: Mirrored) -> str:
+    """A person the S district's sync linked."""
+    person_id: str = await api_pool.fetchval(
+        "SELECT person_id::text FROM person_links WHERE district_id = $1 ORDER BY user_id LIMIT 1",
+        mirrored.s.id,
+    )
+    assert person_id is not None
+    return person_id
+
+
+@pytest.fixture(scope="package")
 def api_settings(settings: Settings) -> Settings:
     """Keys are looked up on every request, so a revocation shows at once."""
     return settings.model_copy(update={"api_key_cache_seconds": 0.0})

@@ -28,6 +28,7 @@ UNKEYED = ("/healthz", "/readyz", "/metrics")
 UNKNOWN_IDS = {
     "run_id": "00000000-0000-4000-8000-000000000000",
     "group_id": "00000000-0000-4000-8000-000000000000",
+    "person_id": "00000000-0000-4000-8000-000000000000",
 }
 UNKNOWN_ID = "000000000000000000000000"
 _PARAMETER = re.compile(r"{(\w+)}")
@@ -68,7 +69,9 @@ def _takes_query(route: APIRoute, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-async def s_ids(mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str) -> dict[str, str]:
+async def s_ids(
+    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str, s_person: str
+) -> dict[str, str]:
     """A record of the S district for each path parameter."""
     truth = mirrored.s.truth
     section_id = truth.edge_cases["section_ten_teachers"]
@@ -87,6 +90,7 @@ async def s_ids(mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str) -> dic
         "user_id": truth.edge_cases["student_in_three_schools"],
         "run_id": run_id,
         "group_id": s_group,
+        "person_id": s_person,
     }
 
 

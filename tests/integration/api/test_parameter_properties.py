@@ -148,6 +148,7 @@ def _path_values(mirrored: Mirrored) -> dict[str, list[str]]:
         "user_id": [edge["student_in_three_schools"], section.get("teacher", "")],
         "run_id": [str(uuid.uuid4())],
         "group_id": [str(uuid.uuid4())],
+        "person_id": [str(uuid.uuid4())],
     }
 
 

@@ -32,13 +32,8 @@ from tests.integration.api.reads_support import (
     role_details,
     walk,
 )
+from tests.integration.api.sync_support import remove_district
 from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps, sync_ok
-
-# Tables holding a district's rows, children before the districts they reference.
-_DISTRICT_TABLES = (
-    "enrollments", "section_teachers", "user_schools", "contact_relationships", "sections",
-    "users", "terms", "courses", "schools", "data_warnings", "sync_runs", "district_sync_state",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,14 +78,6 @@ def tiny_sandbox() -> Iterator[RunningSandbox]:
     """A tiny district of the module's own, which it changes."""
     with run_in_thread(SandboxConfig.build(size="tiny", seed=41)) as running:
         yield running
-
-
-async def _forget(pool: asyncpg.Pool, district_id: str) -> None:
-    """Remove every row of a district (the package's mirror outlives this module)."""
-    async with pool.acquire() as connection, connection.transaction():
-        for table in _DISTRICT_TABLES:
-            await connection.execute(f"DELETE FROM {table} WHERE district_id = $1", district_id)
-        await connection.execute("DELETE FROM districts WHERE id = $1", district_id)
 
 
 def _change(district: SandboxDistrict, today: date) -> Changes:
@@ -176,7 +163,7 @@ async def changed(
         await sync_ok(deps, district=district)
         yield Changed(district, TruthIndex(district), changes, changed_at, today)
     finally:
-        await _forget(api_pool, district.id)
+        await remove_district(api_pool, district.id)
 
 
 def _of(path: str, changed: Changed) -> dict[str, str]:

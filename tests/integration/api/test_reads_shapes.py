@@ -26,7 +26,7 @@ def _parameters(route: APIRoute) -> list[str]:
 
 @pytest.fixture(scope="module")
 async def candidates(
-    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str
+    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str, s_person: str
 ) -> dict[str, list[str]]:
     """Ids to try for each path parameter: records with every kind of link, and without."""
     s, other = mirrored.s.truth, mirrored.other.truth
@@ -57,6 +57,7 @@ async def candidates(
         ],
         "run_id": [row[0] for row in runs],
         "group_id": [s_group],
+        "person_id": [s_person],
     }
 
 

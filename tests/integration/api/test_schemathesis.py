@@ -83,7 +83,7 @@ def test_generated_requests_keep_the_contract(
 
 @pytest.fixture(scope="module")
 async def record_ids(
-    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str
+    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str, s_person: str
 ) -> dict[str, list[str]]:
     """Ids of real records, by the name of the path parameter that takes them."""
     truth = mirrored.s.truth
@@ -104,6 +104,7 @@ async def record_ids(
         "section_id": [edge["section_no_term"], edge["section_ten_teachers"]],
         "run_id": [run["id"] for run in runs],
         "group_id": [s_group],
+        "person_id": [s_person],
     }
 
 

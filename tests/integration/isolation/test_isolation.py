@@ -31,12 +31,12 @@ from tests.integration.isolation.conftest import (
 MAX_PAGES = 20
 
 
-def _forbidden(victim: SandboxDistrict, hijacker: Hostility, run_ids: list[str]) -> re.Pattern[str]:
+def _forbidden(victim: SandboxDistrict, hijacker: Hostility, uuids: list[str]) -> re.Pattern[str]:
     """What of `victim` must never reach a key of the other district (`hijacker`): its ids
     and sync runs (apart from the id both districts serve: the other district sent that id
     itself), its email domain, its name, and what it served under the other's id."""
     ids = rf"(?!{re.escape(hijacker.hijacked_id)}){victim.codec.prefix}[0-9a-f]{{16}}"
-    parts = [ids, *map(re.escape, run_ids), re.escape(victim.generator.domain), HIJACK_NAME]
+    parts = [ids, *map(re.escape, uuids), re.escape(victim.generator.domain), HIJACK_NAME]
     if victim.name != hijacker.district.name:
         parts.append(re.escape(victim.name))
     return re.compile("|".join(parts))
@@ -51,6 +51,7 @@ WRITE_BODIES: dict[str, dict[str, object]] = {
     "/v1/groups/{group_id}": {"name": "Leak"},
     "/v1/groups/{group_id}/members": {"user_ids": ["000000000000000000000000"]},
     "/v1/sections/{section_id}/split": {"count": 2},
+    "/v1/people/{person_id}/split": {"user_id": "000000000000000000000000"},
 }
 
 
@@ -62,7 +63,7 @@ class Call:
     body: dict[str, object] | None = None
 
 
-def _values(pair: Pair, own: Hostility, run_ids: dict[str, list[str]]) -> dict[str, list[str]]:
+def _values(pair: Pair, own: Hostility, uuids: dict[str, list[str]]) -> dict[str, list[str]]:
     """Path parameter values to try: the records the hostile data involves, of both sides."""
     values: dict[str, list[str]] = {}
     for side in (own, pair.a if own is pair.b else pair.b):
@@ -79,8 +80,9 @@ def _values(pair: Pair, own: Hostility, run_ids: dict[str, list[str]]) -> dict[s
             "course_id": [section[1]["course"]],
             "section_id": [*sections, side.hijacked_id],
             "user_id": [*users, side.hijacked_id],
-            "run_id": run_ids[district.id],
-            "group_id": run_ids[district.id],
+            "run_id": uuids[district.id],
+            "group_id": uuids[district.id],
+            "person_id": uuids[district.id],
         }.items():
             values.setdefault(name, [])
             values[name] += [value for value in found if value and value not in values[name]]
@@ -131,12 +133,20 @@ async def _walk_every_route(
 ) -> int:
     """Ask every route, for each district's key, with the ids of both districts; fail on
     anything of the other district in any answer. Returns how many calls were made."""
-    run_ids: dict[str, list[str]] = {pair.a.district.id: [], pair.b.district.id: []}
+    # Each district's runs, groups and people: ids of its own, as much as its records'.
+    uuids: dict[str, list[str]] = {pair.a.district.id: [], pair.b.district.id: []}
     for row in await pool.fetch(
         "SELECT district_id, id::text AS id FROM sync_runs WHERE district_id = ANY($1::text[])",
-        list(run_ids),
+        list(uuids),
     ):
-        run_ids[row["district_id"]].append(row["id"])
+        uuids[row["district_id"]].append(row["id"])
+    for row in await pool.fetch(
+        "SELECT district_id, id FROM (SELECT district_id, id::text AS id, row_number() OVER"
+        " (PARTITION BY district_id ORDER BY id) AS n FROM people"
+        " WHERE district_id = ANY($1::text[])) p WHERE n <= 3",
+        list(uuids),
+    ):
+        uuids[row["district_id"]].append(row["id"])
     # A custom group in each district (its teacher's, with one of its students): group ids
     # are the district's as much as its run ids are.
     teachers = {}
@@ -154,14 +164,14 @@ async def _walk_every_route(
                 source_section_id=None,
                 actor="isolation test",
             )
-        run_ids[side.district.id].append(str(group_id))
+        uuids[side.district.id].append(str(group_id))
     routes = api_routes()
     sides = ((pair.a, keys.a_only, pair.b), (pair.b, keys.b_only, pair.a))
     asked: set[tuple[str, str]] = set()
     calls = 0
     for own, key, other in sides:
-        forbidden = _forbidden(other.district, own, run_ids[other.district.id])
-        values = _values(pair, own, run_ids)
+        forbidden = _forbidden(other.district, own, uuids[other.district.id])
+        values = _values(pair, own, uuids)
         for route in routes:
             # Writes are asked only of the other district's runs (and districts): a key
             # limited to its own district must not start, approve or reject anything there,
@@ -172,13 +182,20 @@ async def _walk_every_route(
                 route_values = {
                     name: [value for value in found if forbidden.search(value)]
                     for name, found in values.items()
-                } | {"run_id": run_ids[other.district.id], "group_id": run_ids[other.district.id]}
+                } | {name: uuids[other.district.id] for name in ("run_id", "group_id", "person_id")}
             for call in _calls(route, route_values):
                 if call.path in ("/v1/sync", "/sync"):
                     body = {"district_id": other.district.id}
                     answers = [await api.post(call.path, json=body, headers=bearer(key))]
                     expected_status: int | None = 404
                     echoed = [other.district.id]
+                elif call.path == "/v1/people/merge":
+                    # The other district's records are not seen: as if there were none.
+                    records = [u["id"] for u in other.district.iter_records("users")][:2]
+                    body = {"user_ids": records}
+                    answers = [await api.post(call.path, json=body, headers=bearer(key))]
+                    expected_status = 404
+                    echoed = records
                 elif call.path == "/v1/groups":
                     # A group owned by the other district's teacher: the owner is not seen.
                     owner = teachers[other.district.id]

@@ -24,6 +24,7 @@ SHAPES: list[tuple[str, Mapping[str, Any], type[BaseModel]]] = [
     ("term", shapes.term_fields(), schemas.Term),
     ("course", shapes.course_fields(), schemas.Course),
     ("group", shapes.group_fields(), schemas.Group),
+    ("person", shapes.person_fields(), schemas.Person),
     ("section", shapes.section_fields(), schemas.Section),
     ("section in context", shapes.section_in_context_fields(), schemas.SectionInContext),
     ("user section", shapes.user_section_fields("m.role"), schemas.UserSection),
