@@ -184,6 +184,7 @@ async def _walk_every_route(
                     for name, found in values.items()
                 } | {name: uuids[other.district.id] for name in ("run_id", "group_id", "person_id")}
             for call in _calls(route, route_values):
+                body: dict[str, object]
                 if call.path in ("/v1/sync", "/sync"):
                     body = {"district_id": other.district.id}
                     answers = [await api.post(call.path, json=body, headers=bearer(key))]
