@@ -78,6 +78,13 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         action="store_true",
         help="api: keep the synced database (roster_bench_api_<size>) and reuse it next time",
     )
+    parser.add_argument(
+        "--compare-source",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sync: also time a cold sync by the code of the checkout at DIR (git worktree)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -98,6 +105,7 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         warmup=args.warmup,
         rounds=args.rounds,
         keep_database=args.keep_database,
+        compare_source=args.compare_source,
     )
     return list(args.scenarios) or list(DEFAULT_SCENARIOS), options
 

@@ -31,6 +31,9 @@ class BenchOptions:
     """`api`: how many times every measurement is repeated, for its spread."""
     keep_database: bool = False
     """`api`: keep the synced database for later runs, and reuse the kept one."""
+    compare_source: Path | None = None
+    """`sync`: another checkout whose `roster sync` also makes a cold sync, against the same
+    COPY baseline (what a change costs, measured in one run)."""
 
     @property
     def log_dir(self) -> Path:

@@ -96,7 +96,12 @@ def tail(path: Path, lines: int = 25) -> str:
 
 
 def run_child(
-    argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, timeout: float
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log_path: Path,
+    timeout: float,
+    cwd: Path | None = None,
 ) -> ChildRun:
     """Run `argv` to completion with its output in `log_path`; wall time, peak RSS, CPU.
 
@@ -105,7 +110,9 @@ def run_child(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=cwd
+        )
     started = time.perf_counter()
     deadline = started + timeout
     finished: tuple[int, resource.struct_rusage, float] | None = None

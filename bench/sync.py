@@ -98,13 +98,15 @@ async def run_sync(
     log_path: Path,
     time_limit: float,
     mode: str = "full",
+    source: Path | None = None,
 ) -> SyncRun:
-    """Run `roster sync` once (after a checkpoint); fail unless the run succeeded."""
+    """Run `roster sync` once (after a checkpoint); fail unless the run succeeded. With
+    `source`, the code of that checkout runs (`python -m` imports from the working dir)."""
     await checkpoint(connection)
     sandbox_cpu = cpu_seconds(sandbox.pid)
     argv = [sys.executable, "-m", "app.cli", "sync", sandbox.district_id, "--mode", mode]
     child: ChildRun = await asyncio.to_thread(
-        run_child, argv, env=env, log_path=log_path, timeout=time_limit
+        run_child, argv, env=env, log_path=log_path, timeout=time_limit, cwd=source
     )
     sandbox_cpu = cpu_seconds(sandbox.pid) - sandbox_cpu
     run = await connection.fetchrow(
@@ -154,9 +156,13 @@ async def run(options: BenchOptions) -> dict[str, Any]:
             scratch_database(server, "sync") as synced,
             # The baseline's empty tables, cloned before the sync so the schema is the same.
             scratch_database(server, "copy", template=synced) as baseline,
+            scratch_database(server, "compare", template=synced) as compared,
         ):
             connection = await connect(synced.url)
             try:
+                other = None
+                if options.compare_source is not None:
+                    other = await _compared_sync(options, sandbox, compared.url)
                 env = worker_environment(synced.url, options.redis_url, sandbox)
                 log = logs / f"sync-first-{options.size}.log"
                 first = await run_sync(connection, sandbox, env, log, options.timeout)
@@ -170,9 +176,27 @@ async def run(options: BenchOptions) -> dict[str, Any]:
             finally:
                 await connection.close()
     figures = _figures(options, sandbox, first, again, rows, written, loads, settings)
+    if other is not None:
+        copy_rate = figures["p1_copy_rows_per_second"]
+        figures["compared_source"] = str(options.compare_source)
+        figures["compared_first_sync"] = asdict(other)
+        figures["p1_ratio_compared"] = figures["rows_total"] / other.wall_seconds / copy_rate
     _print(options, figures, rows, written, loads)
     report.write_json(options.results_dir, "sync", options.size, figures)
     return figures
+
+
+async def _compared_sync(options: BenchOptions, sandbox: Sandbox, url: str) -> SyncRun:
+    """A cold sync by the other checkout's code into its own empty database."""
+    connection = await connect(url)
+    try:
+        env = worker_environment(url, options.redis_url, sandbox)
+        log = options.log_dir / f"sync-compared-{options.size}.log"
+        return await run_sync(
+            connection, sandbox, env, log, options.timeout, source=options.compare_source
+        )
+    finally:
+        await connection.close()
 
 
 async def postgres_settings(connection: asyncpg.Connection) -> dict[str, str]:
@@ -254,6 +278,7 @@ def _print(
         ["plain COPY of the same rows", m.seconds(sum(x.seconds for x in loads)), "", ""],
         ["COPY rows/s", m.rate(figures["p1_copy_rows_per_second"]), "", ""],
         *_goal_rows(figures),
+        *_compared_rows(figures),
         ["re-sync: wall (process)", m.seconds(again["wall_seconds"]), "", ""],
         ["re-sync: run (sync_runs)", m.seconds(again["run_seconds"]), "", ""],
         ["worker CPU first / re-sync",
@@ -290,6 +315,21 @@ def _print(
             for table in LIVE_TABLES
         ],
     )
+
+
+def _compared_rows(figures: dict[str, Any]) -> list[list[str]]:
+    if "p1_ratio_compared" not in figures:
+        return []
+    other = figures["compared_first_sync"]
+    return [
+        [
+            f"cold sync by {figures['compared_source']}",
+            report.seconds(other["wall_seconds"]),
+            "",
+            "",
+        ],
+        ["P1 sync/COPY by that code (wall)", report.ratio(figures["p1_ratio_compared"]), "", ""],
+    ]
 
 
 def _goal_rows(figures: dict[str, Any]) -> list[list[str]]:

@@ -288,3 +288,40 @@ async def test_sensitive_fields_show_on_every_route_only_to_keys_with_the_scope(
         api, "/v1/users", keys.sensitive, district_id=mirrored.other.id, role="student"
     )
     assert other["data"] and all(user["sensitive"] is None for user in other["data"])
+
+
+WRITE_ROUTES = [
+    r
+    for r in ROUTES
+    if (r.methods or set()) - {"GET", "HEAD"} and required_scope(r) in (Scope.WRITE, Scope.ADMIN)
+]
+
+
+@pytest.mark.parametrize("route", WRITE_ROUTES, ids=lambda r: f"{sorted(r.methods)[0]} {r.path}")
+async def test_every_local_edit_needs_a_key_with_its_scope(
+    api: httpx.AsyncClient, keys: Keys, s_ids: dict[str, str], route: APIRoute
+) -> None:
+    """No key is 401 and a key without the scope 403, before the body is even read; a holder
+    of the scope gets past both (what it gets is the routes' own tests' business)."""
+    method = sorted(route.methods or ())[0]
+    path = _path(route, s_ids)
+    assert_problem(await api.request(method, path, json={}), 401)
+    for other in (keys.read, keys.sync, keys.sensitive):
+        problem = assert_problem(
+            await api.request(method, path, json={}, headers=bearer(other)), 403
+        )
+        assert str(required_scope(route)) in problem["detail"]
+    # Ids of no record, so nothing is changed.
+    answered = await api.request(method, _path(route, {}), json={}, headers=bearer(keys.admin))
+    assert answered.status_code not in (401, 403), answered.text
+
+
+def test_the_local_edit_routes_are_all_checked() -> None:
+    assert {f"{sorted(r.methods or ())[0]} {r.path}" for r in WRITE_ROUTES} >= {
+        "PUT /v1/users/{user_id}/overrides",
+        "DELETE /v1/sections/{section_id}/overrides",
+        "POST /v1/groups",
+        "POST /v1/sections/{section_id}/split",
+        "POST /v1/people/merge",
+        "PATCH /v1/districts/{district_id}",
+    }
