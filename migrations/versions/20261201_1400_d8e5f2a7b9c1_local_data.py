@@ -62,9 +62,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_groups")),
     )
-    op.create_index(
-        op.f("ix_groups_district_id_owner_id"), "groups", ["district_id", "owner_id"]
-    )
+    op.create_index(op.f("ix_groups_district_id_owner_id"), "groups", ["district_id", "owner_id"])
     op.create_index(
         op.f("ix_groups_district_id_source_section_id"),
         "groups",
