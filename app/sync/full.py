@@ -215,6 +215,9 @@ LOST_CONNECTION = (
 )
 # What asyncpg says when a connection it already lost is used again.
 _CLOSED_CONNECTION_MESSAGES = ("released back to the pool", "connection is closed")
+# What it says when the server's "terminating connection" reached an idle connection: the
+# protocol is still consuming that error (state 2) when the next statement comes.
+_ERROR_CONSUMING = "another operation (2) is in progress"
 
 
 class DatabaseConnectionLost(SyncError):
@@ -249,8 +252,11 @@ def root_cause(exc: BaseException) -> BaseException:
 
 def _used_after_loss(exc: BaseException) -> bool:
     return any(
-        isinstance(error, asyncpg.InterfaceError)
-        and any(message in str(error) for message in _CLOSED_CONNECTION_MESSAGES)
+        (
+            isinstance(error, asyncpg.InterfaceError)
+            and any(message in str(error) for message in _CLOSED_CONNECTION_MESSAGES)
+        )
+        or (isinstance(error, asyncpg.InternalClientError) and _ERROR_CONSUMING in str(error))
         for error in _chain(exc)
     )
 

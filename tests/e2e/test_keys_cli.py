@@ -69,7 +69,7 @@ async def test_a_created_key_is_printed_once_listed_without_secret_and_revocable
 
 
 def test_unknown_scope_and_unknown_key_fail_clearly(settings: Settings) -> None:
-    bad_scope = _roster(settings, "create", "--name", "x", "--scope", "roster:write")
+    bad_scope = _roster(settings, "create", "--name", "x", "--scope", "roster:delete")
     assert bad_scope.returncode == 2
     assert "roster:read" in bad_scope.stderr
 
