@@ -51,13 +51,24 @@ async def erase(connection: asyncpg.Connection, district_id: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def hold_flag(connection: asyncpg.Connection, district_id: str) -> None:
+    """First in a sync's merge transaction: the flag cannot change until it commits, and a
+    change under way is waited for.
+
+    Without it a disable could erase, the merge then write users the erase did not touch
+    and read the flag before the disable committed: those users would keep their values.
+    """
+    await connection.execute("SELECT FROM districts WHERE id = $1 FOR SHARE", district_id)
+
+
 async def settle_after_merge(
     connection: asyncpg.Connection, district_id: str, *, staged_with: bool
 ) -> None:
-    """In a sync's merge transaction: record a new district's flag (the value the run used),
-    or erase what the batch brought if the district was disabled while it ran."""
+    """Last in a sync's merge transaction (after `hold_flag`): record a new district's flag
+    (the value the run used), or erase what the batch brought if the district was disabled
+    while it ran."""
     flag = await connection.fetchval(
-        "SELECT sensitive_fields_enabled FROM districts WHERE id = $1 FOR SHARE", district_id
+        "SELECT sensitive_fields_enabled FROM districts WHERE id = $1", district_id
     )
     if flag is None:
         await connection.execute(

@@ -31,7 +31,7 @@ import asyncpg
 
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
-from app.local.sensitive import settle_after_merge
+from app.local.sensitive import hold_flag, settle_after_merge
 from app.mirror import merge
 from app.mirror.queries.shapes import district_paused
 from app.mirror.staging import (
@@ -563,6 +563,7 @@ async def _apply(
     with sensitive fields."""
     try:
         async with connection.transaction():
+            await hold_flag(connection, district_id)
             await merge.prepare(connection, staging, district_id, full=True)
             removals = await merge.deactivations(connection, staging, district_id)
             # A district Clever paused (for the summer) may well look empty: not a mistake.

@@ -35,7 +35,7 @@ import orjson
 
 from app.clever.client import CleverClient, Page
 from app.clever.errors import CleverEventsUnavailable
-from app.local.sensitive import settle_after_merge
+from app.local.sensitive import hold_flag, settle_after_merge
 from app.mirror import merge
 from app.mirror.staging import DELETIONS, ENTITY_KINDS, Staging
 from app.sync import cursors, runs
@@ -249,6 +249,7 @@ async def _apply_batch(
                 await staging.copy(connection, kind, rows)
     async with connection.transaction():
         if batch.rows:
+            await hold_flag(connection, district_id)
             await merge.prepare(connection, staging, district_id, full=False)
             totals.add(
                 await merge.apply_batch(connection, staging, district_id, run_id, full=False)

@@ -31,23 +31,31 @@ from tests.support.app import app_client
 _MEMBER = '"(' + "|".join(SENSITIVE_STUDENT_FIELDS) + ')"\\s*:'
 
 
-async def _sensitive_values(pool: asyncpg.Pool) -> dict[str, int]:
-    """Rows holding a sensitive value, per table and column, across every table."""
+async def _sensitive_values(pool: asyncpg.Pool, district_id: str) -> dict[str, int]:
+    """Rows holding a sensitive value, per table and column, across every table (the
+    district's rows of tables that have a district)."""
     columns = await pool.fetch(
-        "SELECT table_schema, table_name, column_name FROM information_schema.columns"
-        " WHERE table_schema IN ('public', 'roster_staging')"
-        " AND data_type IN ('text', 'jsonb', 'json')"
+        "SELECT c.table_schema, c.table_name, c.column_name,"
+        " EXISTS (SELECT 1 FROM information_schema.columns d WHERE d.table_schema ="
+        " c.table_schema AND d.table_name = c.table_name AND d.column_name = 'district_id')"
+        " AS has_district"
+        " FROM information_schema.columns c"
+        " WHERE c.table_schema IN ('public', 'roster_staging')"
+        " AND c.data_type IN ('text', 'jsonb', 'json')"
     )
     found = {}
     for row in columns:
         name = f'"{row["table_schema"]}"."{row["table_name"]}"'
+        of_district = "AND district_id = $2" if row["has_district"] else "AND $2::text IS NOT NULL"
         count = await pool.fetchval(
-            f'SELECT count(*) FROM {name} WHERE "{row["column_name"]}"::text ~ $1', _MEMBER
+            f'SELECT count(*) FROM {name} WHERE "{row["column_name"]}"::text ~ $1 {of_district}',
+            _MEMBER,
+            district_id,
         )
         if count:
             found[f"{row['table_name']}.{row['column_name']}"] = count
     found["users.sensitive"] = await pool.fetchval(
-        "SELECT count(*) FROM users WHERE sensitive IS NOT NULL"
+        "SELECT count(*) FROM users WHERE sensitive IS NOT NULL AND district_id = $1", district_id
     )
     return {where: count for where, count in found.items() if count}
 
@@ -83,7 +91,7 @@ async def test_disabling_erases_every_value_and_syncs_keep_none(
     await sync_ok(deps, district=district)
     flag = "SELECT sensitive_fields_enabled FROM districts WHERE id = $1"
     assert await mirror_pool.fetchval(flag, district.id) is True
-    stored = await _sensitive_values(mirror_pool)
+    stored = await _sensitive_values(mirror_pool, district.id)
     assert stored.get("users.sensitive") and stored.get("users.raw"), stored
 
     async with mirror_pool.acquire() as connection:
@@ -106,11 +114,11 @@ async def test_disabling_erases_every_value_and_syncs_keep_none(
         assert_problem(
             await api.patch("/v1/districts/nope", json=body, headers=bearer(admin.secret)), 404
         )
-        assert await _sensitive_values(mirror_pool) == stored
+        assert await _sensitive_values(mirror_pool, district.id) == stored
         response = await api.patch(path, json=body, headers=bearer(admin.secret))
         assert response.status_code == 200, response.text
         assert response.json()["sensitive_fields_enabled"] is False
-    assert await _sensitive_values(mirror_pool) == {}
+    assert await _sensitive_values(mirror_pool, district.id) == {}
 
     # The service-wide setting no longer decides for this district: full and incremental
     # syncs keep nothing, even of a student whose sensitive fields just changed.
@@ -123,17 +131,17 @@ async def test_disabling_erases_every_value_and_syncs_keep_none(
     )
     assert outcome.status is RunStatus.SUCCEEDED
     await sync_ok(deps, district=district)
-    assert await _sensitive_values(mirror_pool) == {}
+    assert await _sensitive_values(mirror_pool, district.id) == {}
 
     # The CLI switches it back (values return with the next sync) and off again.
     enabled = _cli(settings, "enable", district.id)
     assert enabled.returncode == 0, enabled.stderr
     await sync_ok(deps, district=district)
-    assert (await _sensitive_values(mirror_pool)).get("users.sensitive")
+    assert (await _sensitive_values(mirror_pool, district.id)).get("users.sensitive")
     disabled = _cli(settings, "disable", district.id)
     assert disabled.returncode == 0, disabled.stderr
     assert "erased" in disabled.stdout + disabled.stderr
-    assert await _sensitive_values(mirror_pool) == {}
+    assert await _sensitive_values(mirror_pool, district.id) == {}
     unknown = _cli(settings, "disable", "no-such-district")
     assert unknown.returncode == 1 and "no-such-district" in unknown.stdout + unknown.stderr
     assert _cli(settings, "maybe", district.id).returncode == 2
@@ -166,4 +174,34 @@ async def test_a_district_disabled_while_its_sync_runs_keeps_nothing(
     assert not task.done()
     outcome = await task
     assert outcome.status is RunStatus.SUCCEEDED, outcome.error
-    assert await _sensitive_values(mirror_pool) == {}
+    assert await _sensitive_values(mirror_pool, district.id) == {}
+
+
+async def test_a_merge_waits_for_a_disable_under_way_and_keeps_nothing(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    """A disable that has erased but not committed yet, and a merge that writes a student
+    the erase did not touch: the merge waits for the disable, then erases what it wrote."""
+    district = tiny_sandbox.districts[0]
+    await sync_ok(_deps(settings, tiny_sandbox, mirror_pool), district=district)
+
+    async def merge(connection: asyncpg.Connection) -> None:
+        async with connection.transaction():
+            await sensitive.hold_flag(connection, district.id)
+            # What a merge of a new student with sensitive fields writes.
+            await connection.execute(
+                "INSERT INTO users (id, district_id, roles, sensitive)"
+                " VALUES ('new-student', $1, ARRAY['student'], '{\"iep_status\": \"Y\"}')",
+                district.id,
+            )
+            await sensitive.settle_after_merge(connection, district.id, staged_with=True)
+
+    async with mirror_pool.acquire() as merging, mirror_pool.acquire() as disabling:
+        transaction = disabling.transaction()
+        await transaction.start()
+        assert await sensitive.set_enabled(disabling, district.id, False)
+        merged = asyncio.create_task(merge(merging))
+        await asyncio.sleep(0.5)
+        await transaction.commit()
+        await asyncio.wait_for(merged, 10)
+    assert await _sensitive_values(mirror_pool, district.id) == {}
