@@ -31,6 +31,7 @@ from app.api.pagination import JSONText, PageDep, object_response, page_response
 from app.api.problems import ProblemError, not_found_responses
 from app.api.schemas import Group, GroupHistory, Groups, Page
 from app.local import groups
+from app.mirror.queries import shapes
 from app.mirror.queries.collections import USERS, Scope, find_record
 from app.mirror.queries.groups import get_group, group_history, groups_of
 
@@ -294,8 +295,10 @@ async def split_section(
     lists of its current students)."""
     connection = writer.connection
     section = await connection.fetchrow(
-        "SELECT district_id, display_name, primary_teacher_id FROM sections"
-        " WHERE id = $1 AND deleted_at IS NULL AND ($2::text[] IS NULL OR district_id = ANY($2))",
+        f"SELECT s.district_id, {shapes.section_fields('s')['display_name']} AS display_name,"
+        f" s.primary_teacher_id FROM sections s {shapes.overrides_join('s', 'sections')}"
+        " WHERE s.id = $1 AND s.deleted_at IS NULL"
+        " AND ($2::text[] IS NULL OR s.district_id = ANY($2))",
         section_id,
         writer.principal.district_ids,
     )

@@ -7,7 +7,9 @@ its email is missing or invalid.
 
 `link` runs in each sync's merge transaction. A person keeps its id while its records keep
 their email; a record whose email changed moves to the person of its new email (and, if it
-was alone, takes its person along). Such a move leaves a `person_link_changed` warning.
+was its person's only record, takes the person along). Such a move leaves a
+`person_link_changed` warning. Linking and corrections of one district take turns (an
+advisory lock held to the end of their transaction).
 
 Administrators correct links (`split`, `merge`); those links are `pinned` and syncs leave
 them as they are.
@@ -16,6 +18,7 @@ them as they are.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,33 +51,40 @@ class UnknownUser(Exception):
     """A user id that no record the caller may see has (the API answers 404)."""
 
 
+async def _lock(connection: asyncpg.Connection, district_id: str) -> None:
+    """Serialise the district's linking and corrections until the transaction ends."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"roster:people:{district_id}"
+    )
+
+
 async def link(connection: asyncpg.Connection, district_id: str) -> list[LinkChange]:
-    """Bring the district's automatic links up to date; the records that moved."""
+    """Bring the district's automatic links up to date; the records that moved. Run in a
+    transaction (the district's people are locked until it ends)."""
+    await _lock(connection, district_id)
     rows = await connection.fetch(
         f"""
         SELECT u.id, CASE WHEN u.email_valid THEN u.email_normalized END AS email,
-               pl.person_id, pl.pinned, p.email AS person_email
+               pl.person_id, pl.pinned
         FROM users u
         LEFT JOIN person_links pl ON pl.user_id = u.id AND pl.district_id = u.district_id
-        LEFT JOIN people p ON p.id = pl.person_id
         WHERE u.district_id = $1 AND u.deleted_at IS NULL AND {ELIGIBLE}
         ORDER BY u.id
         """,
         district_id,
     )
-    by_email: dict[str, uuid.UUID] = {
-        row["email"]: row["id"]
-        for row in await connection.fetch(
-            "SELECT id, email FROM people WHERE district_id = $1 AND email IS NOT NULL",
-            district_id,
-        )
-    }
-    wanted_emails = {row["email"] for row in rows if row["email"] and not row["pinned"]}
-    # People whose email no record wants any more: free to follow their record elsewhere.
-    free = {person: email for email, person in by_email.items() if email not in wanted_emails}
+    people = await connection.fetch(
+        "SELECT p.id, p.email, (SELECT count(*) FROM person_links pl WHERE pl.person_id = p.id)"
+        " AS links FROM people p WHERE p.district_id = $1",
+        district_id,
+    )
+    by_email: dict[str, uuid.UUID] = {r["email"]: r["id"] for r in people if r["email"]}
+    email_of: dict[uuid.UUID, str | None] = {r["id"]: r["email"] for r in people}
+    # Every record a person has, deactivated and pinned ones included.
+    links: Counter[uuid.UUID] = Counter({r["id"]: r["links"] for r in people})
+    rekeyed: dict[uuid.UUID, str | None] = {}
     new_people: list[tuple[uuid.UUID, str | None]] = []
-    rekeyed: list[tuple[uuid.UUID, str | None]] = []
-    links: list[tuple[str, uuid.UUID]] = []
+    moved: list[tuple[str, uuid.UUID]] = []
     changes: list[LinkChange] = []
     for row in rows:
         if row["pinned"]:
@@ -83,22 +93,27 @@ async def link(connection: asyncpg.Connection, district_id: str) -> list[LinkCha
         email: str | None = row["email"]
         if email is not None and email in by_email:
             target = by_email[email]
-        elif current is not None and (current in free or row["person_email"] is None):
-            # The record takes its person along to its new email (or to none).
+        elif current is not None and links[current] == 1:
+            # Alone on its person: the record takes it along to its new email (or none).
             target = current
-            free.pop(current, None)
-            rekeyed.append((current, email))
+            old = email_of[current]
+            if old is not None and by_email.get(old) == current:
+                del by_email[old]
+            email_of[current] = rekeyed[current] = email
             if email is not None:
                 by_email[email] = current
         else:
             target = uuid.uuid4()
             new_people.append((target, email))
+            email_of[target] = email
             if email is not None:
                 by_email[email] = target
         if target == current:
             continue
-        links.append((row["id"], target))
+        moved.append((row["id"], target))
+        links[target] += 1
         if current is not None:
+            links[current] -= 1
             changes.append(
                 LinkChange(
                     row["id"],
@@ -107,18 +122,19 @@ async def link(connection: asyncpg.Connection, district_id: str) -> list[LinkCha
                     else f"no longer linked by email to person {current}",
                 )
             )
+    # Emails move in two steps, so that two people trading places never share one.
     await connection.executemany(
-        "UPDATE people SET email = NULL WHERE id = $1 AND email IS DISTINCT FROM $2",
-        rekeyed,
+        "UPDATE people SET email = NULL WHERE id = $1", [(person,) for person in rekeyed]
     )
     await connection.executemany(
-        "UPDATE people SET email = $2 WHERE id = $1 AND email IS DISTINCT FROM $2", rekeyed
+        "UPDATE people SET email = $2 WHERE id = $1 AND $2::text IS NOT NULL",
+        list(rekeyed.items()),
     )
     await connection.executemany(
         "INSERT INTO people (id, district_id, email) VALUES ($1, $2, $3)",
         [(person, district_id, email) for person, email in new_people],
     )
-    await _set_links(connection, district_id, links, pinned=False)
+    await _set_links(connection, district_id, moved, pinned=False)
     # Records that may no longer have a person (they became a student or contact).
     await connection.execute(
         """
@@ -194,6 +210,7 @@ async def split(
     connection: asyncpg.Connection, person_id: uuid.UUID, district_id: str, user_id: str
 ) -> uuid.UUID:
     """Take a record out of its person into a person of its own, for good (pinned)."""
+    await _lock(connection, district_id)
     member = await connection.fetchval(
         "SELECT true FROM person_links WHERE user_id = $1 AND person_id = $2", user_id, person_id
     )
@@ -230,10 +247,15 @@ async def merge(
     if len(set(found.values())) != 1:
         raise PeopleError("user_ids must be records of one district")
     district_id = found[user_ids[0]]
+    await _lock(connection, district_id)
     await _eligible(connection, district_id, user_ids)
-    await link(connection, district_id)
-    target: uuid.UUID = await connection.fetchval(
+    target: uuid.UUID | None = await connection.fetchval(
         "SELECT person_id FROM person_links WHERE user_id = $1", user_ids[0]
     )
+    if target is None:  # not linked yet (the district has not been synced since)
+        target = uuid.uuid4()
+        await connection.execute(
+            "INSERT INTO people (id, district_id) VALUES ($1, $2)", target, district_id
+        )
     await _set_links(connection, district_id, [(u, target) for u in user_ids], pinned=True)
     return target

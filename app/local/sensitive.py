@@ -62,19 +62,18 @@ async def hold_flag(connection: asyncpg.Connection, district_id: str) -> None:
 
 
 async def settle_after_merge(
-    connection: asyncpg.Connection, district_id: str, *, staged_with: bool
+    connection: asyncpg.Connection, district_id: str, *, staged_with: bool, default: bool
 ) -> None:
     """Last in a sync's merge transaction (after `hold_flag`): record a new district's flag
-    (the value the run used), or erase what the batch brought if the district was disabled
-    while it ran."""
+    (`default`, from SENSITIVE_FIELDS_ENABLED), and erase what the batch brought if it was
+    staged with the fields (`staged_with`) but the district does not keep them."""
     flag = await connection.fetchval(
         "SELECT sensitive_fields_enabled FROM districts WHERE id = $1", district_id
     )
     if flag is None:
+        flag = default
         await connection.execute(
-            "UPDATE districts SET sensitive_fields_enabled = $2 WHERE id = $1",
-            district_id,
-            staged_with,
+            "UPDATE districts SET sensitive_fields_enabled = $2 WHERE id = $1", district_id, flag
         )
-    elif staged_with and not flag:
+    if staged_with and not flag:
         await erase(connection, district_id)

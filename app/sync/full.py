@@ -576,7 +576,12 @@ async def _apply(
                     f"(limit {options.max_deactivate_ratio:.0%})"
                 )
             counts = await merge.apply_batch(connection, staging, district_id, run_id, full=True)
-            await settle_after_merge(connection, district_id, staged_with=staged_with)
+            await settle_after_merge(
+                connection,
+                district_id,
+                staged_with=staged_with,
+                default=options.sensitive_fields_enabled,
+            )
             await cursors.record_full_sync(connection, district_id, run_id)
             outcome = SyncOutcome(
                 run_id, RunStatus.SUCCEEDED, counts=counts.as_dict(), warnings=counts.warnings_found

@@ -254,7 +254,10 @@ async def _apply_batch(
             totals.add(
                 await merge.apply_batch(connection, staging, district_id, run_id, full=False)
             )
-            await settle_after_merge(connection, district_id, staged_with=sensitive)
+            # `sensitive` is the district's flag, or the default when it has none yet.
+            await settle_after_merge(
+                connection, district_id, staged_with=sensitive, default=sensitive
+            )
         totals.events.update(batch.events)
         await cursors.advance(connection, district_id, cursor)
         await runs.record_batch(connection, run_id, totals.as_dict(), totals.warnings)

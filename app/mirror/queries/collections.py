@@ -108,7 +108,8 @@ def list_sql(kind: Kind, listing: Listing) -> tuple[str, list[Any]]:
     if not listing.scope.include_inactive:
         conditions.append(kind.active)
     if listing.updated_since is not None:
-        conditions.append(f"{alias}.updated_at >= {params.add(listing.updated_since)}")
+        updated = shapes.updated_at(alias, overridable=kind.overridable is not None)
+        conditions.append(f"{updated} >= {params.add(listing.updated_since)}")
     if listing.after is not None:
         conditions.append(f"{alias}.id > {params.add(listing.after)}")
     sql = f"""

@@ -173,7 +173,7 @@ def _by_term_sql(
                    {_TERM_BUCKET} AS bucket
             FROM ({_memberships(scope, role)}) m {_SECTION_CONTEXT}
             {active}
-            GROUP BY t.id, t_ov.fields
+            GROUP BY t.id, t_ov.fields, t_ov.updated_at
         )
         SELECT o.district_id, o.deleted_at IS NULL AS active,
                json_build_object('data', coalesce(

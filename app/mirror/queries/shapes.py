@@ -29,10 +29,12 @@ def json_object(fields: Fields) -> str:
     )
 
 
-def _lifecycle(alias: str, *, active: str | None = None) -> dict[str, str | Fields]:
+def _lifecycle(
+    alias: str, *, active: str | None = None, overridable: bool = False
+) -> dict[str, str | Fields]:
     return {
         "active": active or f"{alias}.deleted_at IS NULL",
-        "updated_at": f"{alias}.updated_at",
+        "updated_at": updated_at(alias, overridable=overridable),
         "deleted_at": f"{alias}.deleted_at",
     }
 
@@ -80,13 +82,23 @@ OVERRIDABLE: dict[str, dict[str, str]] = {
 
 def overrides_join(alias: str, entity: str) -> str:
     """FROM-clause part: the record's overrides as `{alias}_ov.fields` (field -> value,
-    updated_at, updated_by), null when it has none."""
+    updated_at, updated_by), null when it has none, and the newest one's time as
+    `{alias}_ov.updated_at`."""
     return (
         " LEFT JOIN LATERAL (SELECT jsonb_object_agg(o.field, jsonb_build_object("
-        "'value', o.value, 'updated_at', o.updated_at, 'updated_by', o.updated_by)) AS fields"
+        "'value', o.value, 'updated_at', o.updated_at, 'updated_by', o.updated_by)) AS fields,"
+        " max(o.updated_at) AS updated_at"
         f" FROM overrides o WHERE o.district_id = {alias}.district_id"
         f" AND o.entity = '{entity}' AND o.record_id = {alias}.id) {alias}_ov ON true"
     )
+
+
+def updated_at(alias: str, *, overridable: bool) -> str:
+    """SQL: when the record last changed as the API shows it: a newer override counts (so
+    `updated_since` finds a record whose override changed)."""
+    if not overridable:
+        return f"{alias}.updated_at"
+    return f"GREATEST({alias}.updated_at, {alias}_ov.updated_at)"
 
 
 def _overridden(alias: str, entity: str, field: str) -> str:
@@ -183,7 +195,7 @@ def term_fields(alias: str = "t") -> dict[str, str | Fields]:
         _columns(alias, "id", "district_id")
         | {"name": _effective(alias, "terms", "name", name)}
         | _columns(alias, "start_date", "end_date")
-        | _lifecycle(alias, active=term_active(alias))
+        | _lifecycle(alias, active=term_active(alias), overridable=True)
         | {
             "sources": {
                 "name": _source(alias, "terms", "name", name),
@@ -213,7 +225,7 @@ def section_fields(alias: str = "s") -> dict[str, str | Fields]:
         | _columns(alias, "period", "section_number")
         | _columns(alias, "sis_id", "subject", "grade", "school_id", "course_id", "term_id")
         | _columns(alias, "primary_teacher_id")
-        | _lifecycle(alias)
+        | _lifecycle(alias, overridable=True)
         | {"sources": {"display_name": _source(alias, "sections", "display_name", display_name)}}
     )
 
@@ -279,7 +291,7 @@ def user_fields(alias: str = "u", *, sensitive: bool) -> dict[str, str | Fields]
         }
         | _columns(alias, "dob", "gender", "phone")
         | ({"sensitive": f"{alias}.sensitive"} if sensitive else {})
-        | _lifecycle(alias)
+        | _lifecycle(alias, overridable=True)
         | {
             "sources": {
                 "preferred_name": _source(alias, "users", "preferred_name", preferred),

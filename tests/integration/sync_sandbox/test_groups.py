@@ -133,6 +133,11 @@ async def test_a_split_partitions_the_section(edited: Edited) -> None:
     listed = await edited.get(f"/v1/sections/{section['id']}/groups")
     assert {g["id"] for g in split["data"]} <= {g["id"] for g in listed["data"]}
 
+    # Sub-groups are named after the section as the API shows it (an override included).
+    await edited.put(f"/v1/sections/{section['id']}/overrides", {"display_name": "Lab bench"})
+    named = await _post(edited, f"/v1/sections/{section['id']}/split", {"count": 2})
+    assert [g["name"] for g in named["data"]] == ["Lab bench 1", "Lab bench 2"]
+
     ordered = sorted(students)
     by_lists = await _post(
         edited,

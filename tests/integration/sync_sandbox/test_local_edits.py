@@ -32,7 +32,16 @@ async def test_overrides_outlive_syncs_and_warn_while_clever_differs(edited: Edi
     }
     assert user["sources"]["preferred_name"]["updated_at"] is not None
     assert await edited.get(f"/v1/users/{student}") == user
+    before = await edited.pool.fetchval("SELECT now()")
     detail = await edited.put(f"/v1/sections/{section}/overrides", {"display_name": "Homeroom A"})
+    # The override counts as a change of the record for `updated_since`.
+    changed = await edited.api.get(
+        "/v1/sections",
+        params={"updated_since": before.isoformat(), "district_id": district.id},
+        headers=bearer(edited.reader),
+    )
+    assert [s["id"] for s in changed.json()["data"]] == [section]
+    assert detail["updated_at"] >= before.isoformat()
     assert detail["display_name"] == "Homeroom A" and detail["students"]
     await edited.put(f"/v1/terms/{term}/overrides", {"name": "Fall (local)"})
 

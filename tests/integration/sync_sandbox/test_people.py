@@ -156,3 +156,32 @@ async def test_people_requests_are_checked(edited: Edited, mirror_pool: asyncpg.
     assert_problem(
         await api.get("/v1/people/000000000000000000000000", headers=bearer(edited.reader)), 404
     )
+
+
+async def test_a_record_leaving_a_shared_person_does_not_take_it_along(edited: Edited) -> None:
+    """A person of several records (some pinned by a merge): one whose email changes gets a
+    person of its own; the person, its id and its other records stay."""
+    district = edited.district
+    teacher = _teacher_with_own_email(edited)
+    email = teacher["email"]
+    staff = district.create("users", {"email": email}, role="staff")
+    admin = district.create(
+        "users", {"email": "admin.elsewhere@example.org"}, role="district_admin"
+    )
+    await edited.full()
+    person = await _person(edited, teacher["id"])
+    assert person["user_ids"] == sorted([teacher["id"], staff])
+    merged = await _post(edited, "/v1/people/merge", {"user_ids": [teacher["id"], admin]})
+    assert merged["id"] == person["id"]
+
+    district.update(staff, {"email": "moved.on@example.org"})
+    await edited.incremental()
+    moved = await _person(edited, staff)
+    assert moved["id"] != person["id"] and moved["user_ids"] == [staff]
+    kept = await _person(edited, teacher["id"])
+    assert (kept["id"], kept["user_ids"]) == (person["id"], sorted([teacher["id"], admin]))
+    assert staff in await _link_warnings(edited)
+    # A new record with the old email joins the person that kept it.
+    newcomer = district.create("users", {"email": email}, role="staff")
+    await edited.full()
+    assert (await _person(edited, newcomer))["id"] == person["id"]

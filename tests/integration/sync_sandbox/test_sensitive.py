@@ -13,6 +13,7 @@ import pytest
 from app.api.keys import Scope, create_key
 from app.local import sensitive
 from app.settings import Settings
+from app.sync.full import decide_held_run
 from app.sync.normalize import SENSITIVE_STUDENT_FIELDS
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
@@ -194,7 +195,9 @@ async def test_a_merge_waits_for_a_disable_under_way_and_keeps_nothing(
                 " VALUES ('new-student', $1, ARRAY['student'], '{\"iep_status\": \"Y\"}')",
                 district.id,
             )
-            await sensitive.settle_after_merge(connection, district.id, staged_with=True)
+            await sensitive.settle_after_merge(
+                connection, district.id, staged_with=True, default=True
+            )
 
     async with mirror_pool.acquire() as merging, mirror_pool.acquire() as disabling:
         transaction = disabling.transaction()
@@ -204,4 +207,28 @@ async def test_a_merge_waits_for_a_disable_under_way_and_keeps_nothing(
         await asyncio.sleep(0.5)
         await transaction.commit()
         await asyncio.wait_for(merged, 10)
+    assert await _sensitive_values(mirror_pool, district.id) == {}
+
+
+async def test_an_approved_held_run_records_the_default_for_a_district_without_a_flag(
+    tiny_sandbox: RunningSandbox, settings: Settings, mirror_pool: asyncpg.Pool
+) -> None:
+    """A district mirrored before its flag was recorded (null) whose next run is held and
+    approved: it gets SENSITIVE_FIELDS_ENABLED (off here), not sensitive fields."""
+    district = tiny_sandbox.districts[0]
+    configured = sandbox_settings(settings, sandbox=tiny_sandbox, district=district)
+    deps = sync_deps(configured, pool=mirror_pool)
+    await sync_ok(deps, district=district)
+    await mirror_pool.execute(
+        "UPDATE districts SET sensitive_fields_enabled = NULL WHERE id = $1", district.id
+    )
+    district.unshare("users", 0.8, role="student")
+    held = await sync_district(deps, district.id, trigger=RunTrigger.CLI)
+    assert held.status is RunStatus.HELD, held.error
+    approved = await decide_held_run(
+        mirror_pool, held.run_id, approve=True, decided_by="test", options=deps.options
+    )
+    assert approved.status is RunStatus.SUCCEEDED, approved.error
+    flag = "SELECT sensitive_fields_enabled FROM districts WHERE id = $1"
+    assert await mirror_pool.fetchval(flag, district.id) is False
     assert await _sensitive_values(mirror_pool, district.id) == {}
