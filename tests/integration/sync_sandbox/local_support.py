@@ -32,6 +32,7 @@ class Edited:
     pool: asyncpg.Pool
     writer: str  # roster:read + roster:write, named "registrar"
     reader: str  # roster:read only
+    elsewhere: str  # roster:read + roster:write, limited to a district that does not exist
 
     async def full(self) -> None:
         await sync_ok(self.deps, district=self.district)
@@ -82,8 +83,16 @@ async def edited_district(
             connection, name="registrar", scopes=[Scope.READ, Scope.WRITE], district_ids=None
         )
         reader = await create_key(connection, name="reader", scopes=[Scope.READ], district_ids=None)
+        elsewhere = await create_key(
+            connection,
+            name="elsewhere",
+            scopes=[Scope.READ, Scope.WRITE],
+            district_ids=["no-such-district"],
+        )
     async with app_client(configured.model_copy(update={"api_key_cache_seconds": 0.0})) as api:
-        yield Edited(district, deps, api, mirror_pool, writer.secret, reader.secret)
+        yield Edited(
+            district, deps, api, mirror_pool, writer.secret, reader.secret, elsewhere.secret
+        )
 
 
 def first_record(district: SandboxDistrict, collection: str, role: str | None = None) -> Json:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from app.api.keys import Scope, create_key
 from tests.integration.api.sync_support import assert_problem, bearer
 from tests.integration.sync_sandbox.local_support import Edited, Json
 
@@ -158,18 +155,11 @@ async def test_a_split_partitions_the_section(edited: Edited) -> None:
         assert_problem(await edited.api.post(path, json=bad, headers=bearer(edited.writer)), 422)
 
 
-async def test_group_requests_are_checked(edited: Edited, mirror_pool: asyncpg.Pool) -> None:
+async def test_group_requests_are_checked(edited: Edited) -> None:
     district = edited.district
     section = _section_with_students(edited, 2)
     teacher, student = section["teacher"], section["students"][0]
     api = edited.api
-    async with mirror_pool.acquire() as connection:
-        elsewhere = await create_key(
-            connection,
-            name="elsewhere",
-            scopes=[Scope.READ, Scope.WRITE],
-            district_ids=["no-such-district"],
-        )
     for bad in (
         {"name": "x", "owner_id": student},
         {"name": "x", "owner_id": teacher, "member_ids": [teacher]},
@@ -185,7 +175,7 @@ async def test_group_requests_are_checked(edited: Edited, mirror_pool: asyncpg.P
     assert_problem(await api.post("/v1/groups", json=body), 401)
     assert_problem(await api.post("/v1/groups", json=body, headers=bearer(edited.reader)), 403)
     # A key limited to another district does not see the owner: as if there were none.
-    assert_problem(await api.post("/v1/groups", json=body, headers=bearer(elsewhere.secret)), 404)
+    assert_problem(await api.post("/v1/groups", json=body, headers=bearer(edited.elsewhere)), 404)
     unknown_owner = {"name": "x", "owner_id": UNKNOWN}
     assert_problem(
         await api.post("/v1/groups", json=unknown_owner, headers=bearer(edited.writer)), 404
@@ -237,7 +227,7 @@ async def test_group_requests_are_checked(edited: Edited, mirror_pool: asyncpg.P
         ("GET", f"/v1/users/{teacher}/groups", None),
         ("GET", f"/v1/sections/{section['id']}/groups", None),
     ):
-        answer = await api.request(method, path, json=payload, headers=bearer(elsewhere.secret))
+        answer = await api.request(method, path, json=payload, headers=bearer(edited.elsewhere))
         assert_problem(answer, 404)
         if method != "GET":
             assert_problem(await api.request(method, path, json=payload), 401)
