@@ -32,7 +32,7 @@ from app.api.problems import ProblemError, not_found_responses
 from app.api.schemas import Group, GroupHistory, Groups, Page
 from app.local import groups
 from app.mirror.queries import shapes
-from app.mirror.queries.collections import USERS, Scope, find_record
+from app.mirror.queries.collections import SECTIONS, USERS, Scope, find_record
 from app.mirror.queries.groups import get_group, group_history, groups_of
 
 router = APIRouter(prefix="/v1", tags=["groups"], responses=AUTH_RESPONSES)
@@ -376,12 +376,8 @@ async def list_user_groups(user_id: UserId, reader: ReaderDep, page: PageDep) ->
 )
 async def list_section_groups(section_id: SectionId, reader: ReaderDep, page: PageDep) -> JSONText:
     """Groups made from the section (copied or split from it), in id order."""
-    exists = await reader.connection.fetchval(
-        "SELECT true FROM sections WHERE id = $1 AND ($2::text[] IS NULL OR district_id = ANY($2))",
-        section_id,
-        reader.principal.district_ids,
-    )
-    if not exists:
+    seen = _scope(reader, include_inactive=True)
+    if await find_record(reader.connection, SECTIONS, section_id, seen) is None:
         raise not_found("section", section_id)
     rows = await groups_of(
         reader.connection, _scope(reader), section_id=section_id, limit=page.limit, after=page.after
