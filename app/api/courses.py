@@ -9,6 +9,7 @@ from app.api.deps import (
     CourseId,
     DistrictFilter,
     IncludeInactive,
+    LineageFilter,
     ReaderDep,
     get_or_404,
     listing_of,
@@ -62,10 +63,14 @@ async def list_course_sections(
     reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
+    lineage_id: LineageFilter = None,
 ) -> JSONText:
-    """The course's sections, in id order."""
+    """The course's sections, in id order (with `lineage_id`, those of every course in the
+    lineage)."""
     listing = listing_of(reader.principal, page, filters)
-    rows = await list_sections_of(reader.connection, COURSES, course_id, listing)
+    rows = await list_sections_of(
+        reader.connection, COURSES, course_id, listing, lineage_id=lineage_id
+    )
     if rows is None:
         raise not_found("course", course_id)
     return page_response(rows, page.limit)

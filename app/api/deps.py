@@ -66,6 +66,14 @@ UserId = Annotated[str, Path(pattern=ID_PATTERN, description="A user's Clever id
 DistrictFilter = Annotated[
     str | None, Query(pattern=ID_PATTERN, description="Only records of this district.")
 ]
+LineageFilter = Annotated[
+    str | None,
+    Query(
+        pattern=ID_PATTERN,
+        description="The sections of every record in this lineage (the chain of records"
+        " Clever recreated with new ids that this one belongs to), not only of this one.",
+    ),
+]
 IncludeInactive = Annotated[bool, Query(description="Also return records Clever no longer shares.")]
 
 

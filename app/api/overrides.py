@@ -57,6 +57,11 @@ class TermOverrides(_Overrides):
     active: Literal[True] | None = Field(
         default=None, description="`true` keeps a term Clever deleted in use (active)."
     )
+    lineage_id: None = Field(
+        default=None,
+        description="`null` cuts the term from the chain it was found to continue: it starts"
+        " its own (`DELETE` of the overrides links it again).",
+    )
 
 
 async def _record(reader: Reader, entity: str, record_id: str, what: str) -> tuple[str, list[str]]:
@@ -94,6 +99,9 @@ async def _edit(
     district_id, roles = await _record(writer, entity, record_id, what)
     if changes and changes.get("graduation_year") is not None and "student" not in roles:
         raise ProblemError(422, "Only a student has a graduation year.")
+    if changes and "lineage_id" in changes:
+        # The one lineage an override sets: the term's own (a cut from its predecessor).
+        changes = changes | {"lineage_id": record_id}
     connection = writer.connection
     async with connection.transaction():
         if changes is None:

@@ -101,6 +101,7 @@ class School(Lifecycle):
 class TermSources(BaseModel):
     name: Source[str]
     active: Source[bool]
+    lineage_id: Source[str]
 
 
 class Term(Lifecycle):
@@ -109,6 +110,10 @@ class Term(Lifecycle):
     name: str | None = Field(description="Clever's name, or the override's.")
     start_date: date | None
     end_date: date | None
+    lineage_id: str = Field(
+        description="The first term of the chain this one continues (a term Clever recreated"
+        " with a new id, same name and overlapping dates); its own id when it continues none."
+    )
     sources: TermSources = Field(
         description="`active` is true for a term Clever deleted when an override reactivated it."
     )
@@ -119,6 +124,10 @@ class Course(Lifecycle):
     district_id: str
     name: str | None
     number: str | None
+    lineage_id: str = Field(
+        description="The first course of the chain this one continues (a course Clever"
+        " recreated with a new id, same number or name); its own id when it continues none."
+    )
 
 
 class SectionSources(BaseModel):

@@ -8,6 +8,7 @@ from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     DistrictFilter,
     IncludeInactive,
+    LineageFilter,
     ReaderDep,
     TermId,
     get_or_404,
@@ -60,12 +61,13 @@ async def list_term_sections(
     reader: ReaderDep,
     page: PageDep,
     filters: FiltersDep,
+    lineage_id: LineageFilter = None,
 ) -> JSONText:
-    """The term's sections, in id order. A deactivated term's sections stay active, so the
-    term is found here even when it is inactive."""
-    rows = await list_sections_of(
-        reader.connection, TERMS, term_id, listing_of(reader.principal, page, filters)
-    )
+    """The term's sections, in id order (with `lineage_id`, those of every term in the
+    lineage). A deactivated term's sections stay active, so the term is found here even
+    when it is inactive."""
+    listing = listing_of(reader.principal, page, filters)
+    rows = await list_sections_of(reader.connection, TERMS, term_id, listing, lineage_id=lineage_id)
     if rows is None:
         raise not_found("term", term_id)
     return page_response(rows, page.limit)

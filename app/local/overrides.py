@@ -20,7 +20,11 @@ CLEVER_VALUES: dict[str, dict[str, str]] = {
         "graduation_year": "to_jsonb(r.graduation_year)",
     },
     "sections": {"display_name": "to_jsonb(r.display_name)"},
-    "terms": {"name": "to_jsonb(r.name)", "active": "to_jsonb(r.deleted_at IS NULL)"},
+    "terms": {
+        "name": "to_jsonb(r.name)",
+        "active": "to_jsonb(r.deleted_at IS NULL)",
+        "lineage_id": "to_jsonb(COALESCE(r.lineage_id, r.id))",
+    },
 }
 
 SHADOWED = "override_shadowed"

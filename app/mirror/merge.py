@@ -315,6 +315,8 @@ async def apply_batch(
     full: bool,
 ) -> BatchCounts:
     """Merge a prepared batch into the live tables. Call inside the caller's transaction."""
+    # The change log's triggers stamp every change with the run (for this transaction only).
+    await connection.execute("SELECT set_config('roster.run_id', $1, true)", str(run_id))
     counts = BatchCounts()
     for entity in ENTITY_ORDER:
         counts.entities[entity] = await _merge_entity(
@@ -323,13 +325,16 @@ async def apply_batch(
         counts.entities[entity].deactivated = await _deactivate(
             connection, staging, entity, district_id
         )
+    for entity, same in _LINEAGE.items():
+        if full or await _staged(connection, staging, entity):
+            await _link_lineage(connection, entity, same, district_id)
     await _refresh_section_display_names(connection, staging, district_id, full=full)
     await _end_links_to_deactivated(connection, staging, district_id)
     await _stage_reference_warnings(connection, staging, district_id, full=full)
     for spec in (USER_SCHOOLS, CONTACT_RELATIONSHIPS, SECTION_TEACHERS):
         counts.links[spec.table] = await _merge_links(connection, staging, spec, district_id)
     counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
-    if full or await _staged_users(connection, staging):
+    if full or await _staged(connection, staging, "users"):
         await connection.executemany(
             f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
             f" VALUES ('users', $1, 'email', '{people.LINK_CHANGED}', $2)",
@@ -858,13 +863,75 @@ async def _merge_warnings(
     return int(opened or 0), _affected(resolved)
 
 
-async def _staged_users(connection: asyncpg.Connection, staging: Staging) -> bool:
-    """Whether the batch changed or deleted users (people may have to be linked again)."""
+async def _staged(connection: asyncpg.Connection, staging: Staging, entity: str) -> bool:
+    """Whether the batch changed or deleted records of `entity`."""
     changed: bool = await connection.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {staging.table('users')} WHERE raw IS NOT NULL)"
-        f" OR EXISTS (SELECT 1 FROM {staging.table('deletions')} WHERE entity = 'users')"
+        f"SELECT EXISTS (SELECT 1 FROM {staging.table(entity)} WHERE raw IS NOT NULL)"
+        f" OR EXISTS (SELECT 1 FROM {staging.table('deletions')} WHERE entity = '{entity}')"
     )
     return changed
+
+
+# A record Clever recreated: the old one deactivated within this time of the new one's
+# first appearance (the same sync, or the events of a day).
+_RECREATED_WITHIN = "interval '1 day'"
+
+# When a new term or course `n` continues a deactivated one `o` of its district.
+_LINEAGE = {
+    "terms": ("o.name = n.name AND o.start_date <= n.end_date AND n.start_date <= o.end_date"),
+    "courses": "(o.number = n.number OR o.name = n.name)",
+}
+
+
+async def _link_lineage(
+    connection: asyncpg.Connection, entity: str, same: str, district_id: str
+) -> None:
+    """Chain terms (courses) Clever recreated with new ids: `lineage_id` is the chain's
+    first record's id, the record's own when it continues none.
+
+    An active record that starts no chain of its own continues the newest deactivated one
+    of its district that it resembles (`_LINEAGE`), was first seen before it, was
+    deactivated around when it appeared (`_RECREATED_WITHIN`), and has no other successor. A lineage cut by an override (`lineage_id` set to the record's own id)
+    is kept, and a chain through a cut record starts there.
+    """
+
+    def cut(row: str) -> str:
+        """The row's lineage as an override sets it (only ever to its own id), or null."""
+        return (
+            f"(SELECT ov.value #>> '{{}}' FROM overrides ov"
+            f" WHERE ov.district_id = {row}.district_id AND ov.entity = '{entity}'"
+            f" AND ov.record_id = {row}.id AND ov.field = 'lineage_id')"
+        )
+
+    of_o = f"COALESCE({cut('o')}, o.lineage_id, o.id)"
+    await connection.execute(
+        f"""
+        WITH linked AS (
+            SELECT n.id, COALESCE((
+                SELECT {of_o} FROM {entity} o
+                WHERE o.district_id = n.district_id AND o.id <> n.id
+                  AND o.deleted_at IS NOT NULL AND o.first_seen_at < n.first_seen_at
+                  AND o.deleted_at BETWEEN n.first_seen_at - {_RECREATED_WITHIN}
+                                       AND n.first_seen_at + {_RECREATED_WITHIN}
+                  AND {same}
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {entity} s
+                      WHERE s.district_id = o.district_id AND s.id NOT IN (o.id, n.id)
+                        AND s.lineage_id = {of_o} AND s.first_seen_at > o.first_seen_at
+                  )
+                ORDER BY o.deleted_at DESC, o.id LIMIT 1
+            ), n.id) AS lineage_id
+            FROM {entity} n
+            WHERE n.district_id = $1 AND n.deleted_at IS NULL
+              AND (n.lineage_id IS NULL OR n.lineage_id = n.id)
+              AND {cut("n")} IS NULL
+        )
+        UPDATE {entity} t SET lineage_id = l.lineage_id
+        FROM linked l
+        WHERE t.id = l.id AND t.lineage_id IS DISTINCT FROM l.lineage_id
+        """,
+        district_id,
+    )
 
 
 async def resolve_override_warnings(

@@ -190,6 +190,9 @@ class Term(LifecycleColumns, table=True):
     name: str | None = _text()
     start_date: date | None = Field(default=None, sa_type=Date)
     end_date: date | None = Field(default=None, sa_type=Date)
+    # The first term of the chain this one continues (a term Clever recreated with a new
+    # id); its own id when it continues none. Set by the merge, never by Clever.
+    lineage_id: str | None = _text()
 
 
 class Course(LifecycleColumns, table=True):
@@ -200,6 +203,8 @@ class Course(LifecycleColumns, table=True):
     district_id: str = _district_fk()
     name: str | None = _text()
     number: str | None = _text()
+    # As on terms: the first course of the chain of recreated courses this one continues.
+    lineage_id: str | None = _text()
 
 
 class User(LifecycleColumns, table=True):
@@ -634,3 +639,58 @@ class PersonLink(SQLModel, table=True):
         sa_column_kwargs={"server_default": text("false"), "nullable": False},
     )
     linked_at: datetime | None = _timestamp(required=True)
+
+
+class Change(SQLModel, table=True):
+    """One change a merge made to a mirrored record or link, with the state it left.
+
+    Written by database triggers on the live tables, in the transaction of the change, so a
+    rolled-back run leaves none. `(xid, seq)` orders the log: `xid` is the writing
+    transaction's id, and a reader only returns changes of transactions older than every
+    transaction still running, so the order never changes under a reader's feet.
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (Index(None, "district_id", "entity", "record_id", "seq"),)
+
+    xid: int = Field(
+        sa_type=BigInteger,
+        primary_key=True,
+        sa_column_kwargs={"server_default": text("(pg_current_xact_id()::text)::bigint")},
+    )
+    seq: int | None = Field(
+        default=None,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+        primary_key=True,
+    )
+    district_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # A live table: `users`, `sections`, ... or a link table such as `enrollments`.
+    entity: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # The record's id; for a link, its key as a JSON array (`["section", "student"]`).
+    record_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # created, updated, deactivated, restored; for links started, updated, ended.
+    op: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    fields: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
+    run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    applied_at: datetime | None = _timestamp(required=True)
+    # A link's records by role: `section_id` and `user_id`, `school_id`, `student_id`.
+    refs: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    # The row after the change (without `raw`, `content_hash` and sensitive fields).
+    state: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+
+
+class HistoryHorizon(SQLModel, table=True):
+    """How far the change log was pruned: one row, written by the prune job."""
+
+    __tablename__ = "history_horizon"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(
+        default=1, sa_type=SmallInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    # Changes applied before this instant are gone, except each key's newest one.
+    pruned_before: datetime = Field(sa_type=DateTime(timezone=True))
+    # The feed position (xid, seq) up to which changes may be missing.
+    xid: int = Field(sa_type=BigInteger)
+    seq: int = Field(sa_type=BigInteger)

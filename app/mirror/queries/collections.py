@@ -83,6 +83,20 @@ USERS = Kind(
 )
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """How a term's or course's lineage is read (a term's may be cut by an override)."""
+
+    of: Callable[[str], str]
+    overridable: str | None = None
+
+    def joins(self, alias: str) -> str:
+        return "" if self.overridable is None else shapes.overrides_join(alias, self.overridable)
+
+
+LINEAGES = {TERMS: Lineage(shapes.term_lineage, "terms"), COURSES: Lineage(shapes.course_lineage)}
+
+
 async def list_records(
     connection: asyncpg.Connection, kind: Kind, listing: Listing
 ) -> list[tuple[str, str]]:
@@ -167,9 +181,11 @@ async def list_sections_of(
     listing: Listing,
     *,
     term_id: str | None = None,
+    lineage_id: str | None = None,
 ) -> list[tuple[str, str]] | None:
     """A page of the sections of a school, term or course (`parent`), optionally of one
-    term; None when the key may not see the parent.
+    term; None when the key may not see the parent. With `lineage_id`, the sections of
+    every term (course) of that lineage, when the parent is one of them (else none).
 
     An inactive parent still lists its sections: a deleted term's sections stay active.
     """
@@ -178,8 +194,19 @@ async def list_sections_of(
     if found is None:
         return None
     column = {SCHOOLS: "school_id", TERMS: "term_id", COURSES: "course_id"}[parent]
-    listing.conditions.append(f"s.{column} = {listing.params.add(parent_id)}")
-    listing.conditions.append(f"s.district_id = {listing.params.add(found[0])}")
+    params = listing.params
+    district = params.add(found[0])
+    if lineage_id is None:
+        listing.conditions.append(f"s.{column} = {params.add(parent_id)}")
+    else:
+        lineage = LINEAGES[parent]
+        of_lineage = (
+            f"SELECT x.id FROM {parent.table} x {lineage.joins('x')}"
+            f" WHERE x.district_id = {district} AND {lineage.of('x')} = {params.add(lineage_id)}"
+        )
+        listing.conditions.append(f"s.{column} IN ({of_lineage})")
+        listing.conditions.append(f"{params.add(parent_id)} IN ({of_lineage})")
+    listing.conditions.append(f"s.district_id = {district}")
     if term_id is not None:
         listing.conditions.append(f"s.term_id = {listing.params.add(term_id)}")
     return await list_records(connection, SECTIONS, listing)

@@ -143,9 +143,14 @@ async def user_sections(
     return _owned(row, scope)
 
 
+# A bucket holds a lineage of terms (a term Clever recreated stays one bucket), shown as its
+# newest term; sections without a term share the last bucket.
+_BUCKET_KEY = f"CASE WHEN t.id IS NOT NULL THEN {shapes.term_lineage('t')} END"
+_NEWEST_TERM = "ORDER BY t.start_date DESC NULLS LAST, t.id DESC"
 _TERM_BUCKET = shapes.json_object(
     shapes.term_bucket_fields(
-        current="coalesce(current_date BETWEEN t.start_date AND t.end_date, false)",
+        term=f"(array_agg({shapes.or_null('t', shapes.term_json('t'))} {_NEWEST_TERM}))[1]",
+        current="coalesce(bool_or(current_date BETWEEN t.start_date AND t.end_date), false)",
         sections=f"json_agg({_user_section_json()} ORDER BY s.display_name, s.id)",
     )
 )
@@ -169,11 +174,13 @@ def _by_term_sql(
     active = "" if scope.include_inactive else "WHERE s.deleted_at IS NULL"
     return f"""
         WITH o AS MATERIALIZED ({owner}), buckets AS (
-            SELECT t.id AS term_key, t.start_date, t.name AS term_name,
+            SELECT {_BUCKET_KEY} AS term_key,
+                   (array_agg(t.start_date {_NEWEST_TERM}))[1] AS start_date,
+                   (array_agg(t.name {_NEWEST_TERM}))[1] AS term_name,
                    {_TERM_BUCKET} AS bucket
             FROM ({_memberships(scope, role)}) m {_SECTION_CONTEXT}
             {active}
-            GROUP BY t.id, t_ov.fields, t_ov.updated_at
+            GROUP BY 1
         )
         SELECT o.district_id, o.deleted_at IS NULL AS active,
                json_build_object('data', coalesce(

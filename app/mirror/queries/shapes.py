@@ -76,7 +76,7 @@ def inferred_graduation_year(
 OVERRIDABLE: dict[str, dict[str, str]] = {
     "users": {"preferred_name": "", "graduation_year": "::int"},
     "sections": {"display_name": ""},
-    "terms": {"name": "", "active": "::boolean"},
+    "terms": {"name": "", "active": "::boolean", "lineage_id": ""},
 }
 
 
@@ -129,6 +129,21 @@ def _source(
         "updated_at": f"({entry} ->> 'updated_at')::timestamptz",
         "updated_by": f"({entry} ->> 'updated_by')",
     }
+
+
+def _lineage(alias: str) -> str:
+    """SQL: the lineage the merge found for a term or course (its own id before a merge
+    looked)."""
+    return f"COALESCE({alias}.lineage_id, {alias}.id)"
+
+
+def term_lineage(alias: str = "t") -> str:
+    """SQL: a term's lineage: the merge's, unless an override cut it."""
+    return _effective(alias, "terms", "lineage_id", _lineage(alias))
+
+
+def course_lineage(alias: str = "c") -> str:
+    return _lineage(alias)
 
 
 def term_active(alias: str = "t") -> str:
@@ -195,11 +210,13 @@ def term_fields(alias: str = "t") -> dict[str, str | Fields]:
         _columns(alias, "id", "district_id")
         | {"name": _effective(alias, "terms", "name", name)}
         | _columns(alias, "start_date", "end_date")
+        | {"lineage_id": term_lineage(alias)}
         | _lifecycle(alias, active=term_active(alias), overridable=True)
         | {
             "sources": {
                 "name": _source(alias, "terms", "name", name),
                 "active": _source(alias, "terms", "active", clever_active),
+                "lineage_id": _source(alias, "terms", "lineage_id", _lineage(alias)),
             }
         }
     )
@@ -210,7 +227,11 @@ def term_json(alias: str = "t") -> str:
 
 
 def course_fields(alias: str = "c") -> dict[str, str | Fields]:
-    return _columns(alias, "id", "district_id", "name", "number") | _lifecycle(alias)
+    return (
+        _columns(alias, "id", "district_id", "name", "number")
+        | {"lineage_id": course_lineage(alias)}
+        | _lifecycle(alias)
+    )
 
 
 def course_json(alias: str = "c") -> str:
@@ -250,9 +271,9 @@ def user_section_fields(role: str) -> dict[str, str | Fields]:
     return section_in_context_fields() | {"role": role}
 
 
-def term_bucket_fields(*, current: str, sections: str) -> dict[str, str | Fields]:
-    """One term (alias `t`, null when none) and the user's sections in it."""
-    return {"term": or_null("t", term_json("t")), "current": current, "sections": sections}
+def term_bucket_fields(*, term: str, current: str, sections: str) -> dict[str, str | Fields]:
+    """One term (null when none) and the user's sections in it."""
+    return {"term": term, "current": current, "sections": sections}
 
 
 def section_detail_fields(*, teachers: str, students: str) -> dict[str, str | Fields]:

@@ -190,6 +190,7 @@ def expected_term(record: Json) -> Json:
         "name": clean(record.get("name")),
         "start_date": iso_date(record.get("start_date")),
         "end_date": iso_date(record.get("end_date")),
+        "lineage_id": record["id"],
     }
 
 
@@ -199,6 +200,7 @@ def expected_course(record: Json) -> Json:
         "district_id": record["district"],
         "name": clean(record.get("name")),
         "number": clean(record.get("number")),
+        "lineage_id": record["id"],
     }
 
 

@@ -142,7 +142,7 @@ async def remove_district(pool: asyncpg.Pool, district_id: str) -> None:
             " (SELECT id FROM groups WHERE district_id = $1)",
             district_id,
         )
-        local = ("person_links", "people", "groups", "overrides")
+        local = ("person_links", "people", "groups", "overrides", "changes")
         for table in (*local, *reversed(LIVE_TABLES), "district_sync_state", "sync_runs"):
             column = "id" if table == "districts" else "district_id"
             await connection.execute(f"DELETE FROM {table} WHERE {column} = $1", district_id)

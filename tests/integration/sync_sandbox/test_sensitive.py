@@ -167,7 +167,7 @@ async def test_a_district_disabled_while_its_sync_runs_keeps_nothing(
     for user in list(district.iter_records("users")):
         if "student" in (user.get("roles") or {}):
             district.update(user["id"], {"roles": {"student": {"iep_status": "Y"}}})
-    tiny_sandbox.state.set_faults(dataclasses.replace(tiny_sandbox.state.faults, latency_ms=100))
+    tiny_sandbox.state.set_faults(dataclasses.replace(tiny_sandbox.state.faults, latency_ms=400))
     task = asyncio.create_task(sync_district(deps, district.id, mode=mode, trigger=RunTrigger.CLI))
     await wait_for(lambda: _fetching(mirror_pool, district.id), what="the run mid-fetch")
     async with mirror_pool.acquire() as connection:

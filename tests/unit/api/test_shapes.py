@@ -30,7 +30,7 @@ SHAPES: list[tuple[str, Mapping[str, Any], type[BaseModel]]] = [
     ("user section", shapes.user_section_fields("m.role"), schemas.UserSection),
     (
         "term bucket",
-        shapes.term_bucket_fields(current="true", sections="'[]'::json"),
+        shapes.term_bucket_fields(term="null", current="true", sections="'[]'::json"),
         schemas.TermBucket,
     ),
     (
