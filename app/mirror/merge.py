@@ -891,8 +891,9 @@ async def _link_lineage(
 
     An active record that starts no chain of its own continues the newest deactivated one
     of its district that it resembles (`_LINEAGE`), was first seen before it, was
-    deactivated around when it appeared (`_RECREATED_WITHIN`), and has no other successor. A lineage cut by an override (`lineage_id` set to the record's own id)
-    is kept, and a chain through a cut record starts there.
+    deactivated around when it appeared (`_RECREATED_WITHIN`), and has no other successor.
+    A lineage cut by an override (`lineage_id` set to the record's own id) is kept, and a
+    chain through a cut record starts there.
     """
 
     def cut(row: str) -> str:
