@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api import (
+    changes,
     courses,
     districts,
     groups,
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync.router,
         sync.webhook_router,
         warnings.router,
+        changes.router,
     ):
         app.include_router(router)
     return app

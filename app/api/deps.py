@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
@@ -13,6 +15,7 @@ from app.api.auth import BearerCredentials, Principal, authenticate, check_scope
 from app.api.keys import Scope as KeyScope
 from app.api.pagination import JSONText, ListFilters, PageParams, object_response
 from app.api.problems import ProblemError
+from app.mirror.queries import changes
 from app.mirror.queries.collections import Kind, Listing, Scope, get_record
 
 # Clever ids are 24 hex characters; anything outside this is refused (422) before a query.
@@ -77,12 +80,59 @@ LineageFilter = Annotated[
 IncludeInactive = Annotated[bool, Query(description="Also return records Clever no longer shares.")]
 
 
-def scope_of(principal: Principal, *, include_inactive: bool = False) -> Scope:
+def scope_of(
+    principal: Principal, *, include_inactive: bool = False, as_of: datetime | None = None
+) -> Scope:
     return Scope(
         district_ids=principal.district_ids,
         include_inactive=include_inactive,
         sensitive=principal.sensitive,
+        as_of=as_of,
     )
+
+
+AS_OF_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+
+
+async def get_as_of(
+    reader: ReaderDep,
+    as_of: Annotated[
+        str | None,
+        Query(
+            pattern=AS_OF_PATTERN,
+            description="Answer as the mirror knew the records at this instant: an RFC 3339"
+            " timestamp, or a date (its first instant, UTC). A record that did not exist then"
+            " is 404; the future is 422.",
+            examples=["2026-03-03T15:00:00Z"],
+        ),
+    ] = None,
+) -> datetime | None:
+    if as_of is None:
+        return None
+    try:
+        # Python reads RFC 3339 but for a lower-case `z` and fractions beyond microseconds.
+        text = as_of.upper().replace("Z", "+00:00")
+        text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text)
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise ProblemError(422, f"`as_of` {as_of!r} is not a date or RFC 3339 timestamp.") from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    if instant > datetime.now(UTC):
+        raise ProblemError(422, "`as_of` is in the future: history only tells the past.")
+    kept = await changes.horizon(reader.connection)
+    if kept.pruned_before is not None and instant < kept.pruned_before:
+        raise ProblemError(
+            422,
+            f"`as_of` is before the history kept (from {kept.pruned_before.isoformat()}).",
+        )
+    return instant
+
+
+AsOf = Annotated[datetime | None, Depends(get_as_of)]
 
 
 def listing_of(
@@ -102,10 +152,16 @@ def listing_of(
 
 
 async def get_or_404(
-    reader: Reader, kind: Kind, record_id: str, *, what: str, include_inactive: bool
+    reader: Reader,
+    kind: Kind,
+    record_id: str,
+    *,
+    what: str,
+    include_inactive: bool,
+    as_of: datetime | None = None,
 ) -> JSONText:
     """One record of `kind` as JSON, or 404 when it does not exist or the key may not see it."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    scope = scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of)
     body = await get_record(reader.connection, kind, record_id, scope)
     if body is None:
         raise not_found(what, record_id)

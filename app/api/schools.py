@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
+    AsOf,
     DistrictFilter,
     IncludeInactive,
     ReaderDep,
@@ -89,6 +90,7 @@ async def list_school_users(
     school_id: SchoolId,
     reader: ReaderDep,
     page: PageDep,
+    as_of: AsOf,
     role: Annotated[UserRole | None, Query(description="Only users with this role.")] = None,
     primary: Annotated[
         bool | None,
@@ -104,7 +106,7 @@ async def list_school_users(
     owned = await roster.school_users(
         reader.connection,
         school_id,
-        scope_of(reader.principal, include_inactive=include_inactive),
+        scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of),
         role=role,
         primary=primary,
         limit=page.limit,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
+    AsOf,
     DistrictFilter,
     IncludeInactive,
     ReaderDep,
@@ -59,12 +60,13 @@ async def list_sections(
 async def get_section(
     section_id: SectionId,
     reader: ReaderDep,
+    as_of: AsOf,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One section with its school, course and term, its teachers (primary first, then
     co-teachers in Clever's order) and its students (by name). With `include_inactive`,
     former teachers and students are listed too."""
-    scope = scope_of(reader.principal, include_inactive=include_inactive)
+    scope = scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of)
     body = await roster.section_detail(reader.connection, section_id, scope)
     if body is None:
         raise not_found("section", section_id)

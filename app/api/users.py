@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
+    AsOf,
     DistrictFilter,
     IncludeInactive,
     ReaderDep,
@@ -82,10 +83,13 @@ async def list_users(
 async def get_user(
     user_id: UserId,
     reader: ReaderDep,
+    as_of: AsOf,
     include_inactive: IncludeInactive = False,
 ) -> JSONText:
     """One user of any role."""
-    return await get_or_404(reader, USERS, user_id, what="user", include_inactive=include_inactive)
+    return await get_or_404(
+        reader, USERS, user_id, what="user", include_inactive=include_inactive, as_of=as_of
+    )
 
 
 @router.get(
@@ -98,6 +102,7 @@ async def list_user_sections(
     user_id: UserId,
     reader: ReaderDep,
     page: PageDep,
+    as_of: AsOf,
     role: SectionRoleFilter = None,
     term_id: Annotated[
         str | None, Query(pattern=ID_PATTERN, description="Only sections of this term.")
@@ -112,7 +117,7 @@ async def list_user_sections(
     owned = await roster.user_sections(
         reader.connection,
         user_id,
-        scope_of(reader.principal, include_inactive=include_inactive),
+        scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of),
         role=role,
         term_id=term_id,
         limit=page.limit,
@@ -132,6 +137,7 @@ async def list_user_sections(
 async def list_user_sections_by_term(
     user_id: UserId,
     reader: ReaderDep,
+    as_of: AsOf,
     role: SectionRoleFilter = None,
     include_inactive: Annotated[
         bool,
@@ -144,7 +150,7 @@ async def list_user_sections_by_term(
     body = await roster.user_sections_by_term(
         reader.connection,
         user_id,
-        scope_of(reader.principal, include_inactive=include_inactive),
+        scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of),
         role=role,
     )
     if body is None:
@@ -158,12 +164,18 @@ async def list_user_sections_by_term(
     response_model=Page[LinkedUser],
     responses=NOT_FOUND,
 )
-async def list_teacher_students(user_id: UserId, reader: ReaderDep, page: PageDep) -> JSONText:
+async def list_teacher_students(
+    user_id: UserId, reader: ReaderDep, page: PageDep, as_of: AsOf
+) -> JSONText:
     """Distinct students of every active section the user teaches, as primary teacher or
     co-teacher, each with the ids of the sections that link them; in student id order.
     A teacher without sections gets an empty list."""
     owned = await roster.teacher_students(
-        reader.connection, user_id, scope_of(reader.principal), limit=page.limit, after=page.after
+        reader.connection,
+        user_id,
+        scope_of(reader.principal, as_of=as_of),
+        limit=page.limit,
+        after=page.after,
     )
     if owned is None:
         raise not_found("user", user_id)
@@ -176,11 +188,17 @@ async def list_teacher_students(user_id: UserId, reader: ReaderDep, page: PageDe
     response_model=Page[LinkedUser],
     responses=NOT_FOUND,
 )
-async def list_student_teachers(user_id: UserId, reader: ReaderDep, page: PageDep) -> JSONText:
+async def list_student_teachers(
+    user_id: UserId, reader: ReaderDep, page: PageDep, as_of: AsOf
+) -> JSONText:
     """Distinct teachers (primary and co-teachers) of the student's active sections, each
     with the ids of the sections that link them; in teacher id order."""
     owned = await roster.student_teachers(
-        reader.connection, user_id, scope_of(reader.principal), limit=page.limit, after=page.after
+        reader.connection,
+        user_id,
+        scope_of(reader.principal, as_of=as_of),
+        limit=page.limit,
+        after=page.after,
     )
     if owned is None:
         raise not_found("user", user_id)

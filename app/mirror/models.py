@@ -669,7 +669,8 @@ class Change(SQLModel, table=True):
     entity: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
     # The record's id; for a link, its key as a JSON array (`["section", "student"]`).
     record_id: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
-    # created, updated, deactivated, restored; for links started, updated, ended.
+    # created, updated, deactivated, restored; for links started, updated, ended; touched:
+    # rewritten without a change of its kept columns (a version, not fed to consumers).
     op: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
     fields: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
     run_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))

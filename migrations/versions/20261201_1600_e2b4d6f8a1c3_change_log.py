@@ -109,7 +109,9 @@ def _insert_function(logged: _Logged) -> str:
 def _update_function(logged: _Logged) -> str:
     """Rows whose kept columns changed become changes; a row changed again in the same
     transaction (a section created, then given its display name) updates that
-    transaction's change of it instead of adding one."""
+    transaction's change of it instead of adding one. A row rewritten without a change of
+    its kept columns (a section whose student list changed: its enrollments tell that) is
+    `touched`: a version for as-of reads (its `updated_at` moved), not a change to feed."""
     ignored = ", ".join(f"'{column}'" for column in (*_BOOKKEEPING, *logged.local))
     ended, started = ("ended", "started") if logged.link else ("deactivated", "restored")
     first = "'started'" if logged.link else "'created'"
@@ -130,17 +132,21 @@ def _update_function(logged: _Logged) -> str:
                        WHEN n.ends_now AND NOT b.ended_before THEN '{ended}'
                        WHEN b.ended_before AND NOT n.ends_now THEN '{started}'
                        ELSE 'updated' END AS op,
+                   n.state -> 'updated_at' IS DISTINCT FROM b.state -> 'updated_at' AS touched,
                    ARRAY(SELECT k FROM jsonb_object_keys(n.state) k
                          WHERE k NOT IN ({ignored}) AND n.state -> k IS DISTINCT FROM b.state -> k
                          ORDER BY k) AS fields
             FROM pairs n JOIN before b USING (record_id)
         ), found AS (
-            SELECT * FROM diffs WHERE op <> 'updated' OR fields <> '{{}}'
+            SELECT district_id, record_id, refs, state, fields,
+                   CASE WHEN op = 'updated' AND fields = '{{}}' THEN 'touched' ELSE op END AS op
+            FROM diffs WHERE op <> 'updated' OR fields <> '{{}}' OR touched
         ), merged AS (
             UPDATE changes c
             SET state = f.state,
-                op = CASE WHEN c.op = {first} AND f.op = 'updated' THEN c.op ELSE f.op END,
-                fields = CASE WHEN c.op = {first} AND f.op = 'updated' THEN NULL
+                op = CASE WHEN f.op = 'touched' OR (c.op = {first} AND f.op = 'updated')
+                          THEN c.op ELSE f.op END,
+                fields = CASE WHEN c.op = {first} AND f.op IN ('updated', 'touched') THEN NULL
                               ELSE ARRAY(SELECT DISTINCT x FROM unnest(c.fields || f.fields) x
                                          ORDER BY x) END
             FROM found f
@@ -150,12 +156,24 @@ def _update_function(logged: _Logged) -> str:
         )
         INSERT INTO changes (district_id, entity, record_id, op, fields, run_id, refs, state)
         SELECT f.district_id, '{logged.table}', f.record_id, f.op,
-               CASE WHEN f.op = 'updated' OR f.fields <> '{{}}' THEN f.fields END,
+               CASE WHEN f.fields <> '{{}}' THEN f.fields END,
                {_RUN_ID}, f.refs, f.state
         FROM found f
         WHERE f.record_id NOT IN (SELECT record_id FROM merged);
         RETURN NULL;
     END $$
+    """
+
+
+def _baseline(logged: _Logged) -> str:
+    """What the mirror already holds, as of now: history starts with the change log."""
+    created, ended = ("started", "ended") if logged.link else ("created", "deactivated")
+    return f"""
+    INSERT INTO changes (district_id, entity, record_id, op, refs, state)
+    SELECT {logged.district}, '{logged.table}', {logged.key},
+           CASE WHEN r.{logged.ends} IS NULL THEN '{created}' ELSE '{ended}' END,
+           {logged.refs}, to_jsonb(r) - {_NOT_KEPT}
+    FROM {logged.table} r
     """
 
 
@@ -204,6 +222,7 @@ def upgrade() -> None:
             " REFERENCING NEW TABLE AS new_rows"
             f" FOR EACH STATEMENT EXECUTE FUNCTION log_{logged.table}_insert()"
         )
+        op.execute(_baseline(logged))
         op.execute(
             f"CREATE TRIGGER log_{logged.table}_update AFTER UPDATE ON {logged.table}"
             " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from app.mirror.queries import shapes
+from app.mirror.queries import as_of, shapes
 from app.mirror.queries.sql import Params, where
 
 
@@ -21,6 +21,8 @@ class Scope:
     district_ids: list[str] | None
     include_inactive: bool = False
     sensitive: bool = False
+    # Answer as the mirror knew the records then (None: now).
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -157,10 +159,15 @@ async def find_record(
         conditions.append(f"{district} = ANY({params.add(scope.district_ids)}::text[])")
     if not scope.include_inactive:
         conditions.append(kind.active)
-    row = await connection.fetchrow(
+    row = await as_of.fetch_owned(
+        connection,
         f"SELECT {alias}.{kind.district_column}, {kind.active}, {kind.body(scope)}"
         f" FROM {kind.table} {alias} {kind.joins} {where(conditions)}",
-        *params.values,
+        params.values,
+        instant=scope.as_of,
+        owner_table=kind.table,
+        owner_id=record_id,
+        district_ids=scope.district_ids,
     )
     if row is None or not visible(scope, row[0], active=row[1]):
         return None

@@ -12,12 +12,13 @@ districts could not bring another district's row into an answer.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
 
-from app.mirror.queries import shapes
+from app.mirror.queries import as_of, shapes
 from app.mirror.queries.collections import Scope, visible
 from app.mirror.queries.sql import Params, where
 
@@ -61,6 +62,26 @@ def _owned_page(owner_sql: str, page_sql: str) -> str:
                ARRAY(SELECT key FROM page) AS keys, ARRAY(SELECT body FROM page) AS bodies
         FROM o
     """
+
+
+async def _fetch(
+    connection: asyncpg.Connection,
+    sql: str,
+    args: Sequence[object],
+    scope: Scope,
+    owner_table: str,
+    owner_id: str,
+) -> asyncpg.Record | None:
+    """The statement's row, as of the scope's instant when it has one."""
+    return await as_of.fetch_owned(
+        connection,
+        sql,
+        args,
+        instant=scope.as_of,
+        owner_table=owner_table,
+        owner_id=owner_id,
+        district_ids=scope.district_ids,
+    )
 
 
 def _districts(params: Params, scope: Scope) -> str | None:
@@ -139,7 +160,7 @@ async def user_sections(
         {where(conditions)}
         ORDER BY s.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
+    row = await _fetch(connection, _owned_page(owner, page), params.values, scope, "users", user_id)
     return _owned(row, scope)
 
 
@@ -196,7 +217,9 @@ async def user_sections_by_term(
 ) -> str | None:
     """The user's sections bucketed by term: by start date, undated terms and no term last."""
     args = (user_id,) if scope.district_ids is None else (user_id, scope.district_ids)
-    row = await connection.fetchrow(user_sections_by_term_sql(scope, role=role), *args)
+    row = await _fetch(
+        connection, user_sections_by_term_sql(scope, role=role), args, scope, "users", user_id
+    )
     if row is None or not visible(scope, row["district_id"], active=row["active"]):
         return None
     body: str = row["body"]
@@ -257,7 +280,7 @@ async def teacher_students(
         args += (after,)
     if scope.district_ids is not None:
         args += (scope.district_ids,)
-    return _owned(await connection.fetchrow(sql, *args), scope)
+    return _owned(await _fetch(connection, sql, args, scope, "users", teacher_id), scope)
 
 
 async def student_teachers(
@@ -289,7 +312,9 @@ async def student_teachers(
              {USER_OVERRIDES}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
+    row = await _fetch(
+        connection, _owned_page(owner, page), params.values, scope, "users", student_id
+    )
     return _owned(row, scope)
 
 
@@ -316,7 +341,9 @@ async def student_contacts(
         {where(conditions)}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
+    row = await _fetch(
+        connection, _owned_page(owner, page), params.values, scope, "users", student_id
+    )
     return _owned(row, scope)
 
 
@@ -355,12 +382,16 @@ async def section_detail(
         _districts(params, scope),
         include_inactive=scope.include_inactive,
     )
-    row = await connection.fetchrow(
+    row = await _fetch(
+        connection,
         f"""
         SELECT s.district_id, s.deleted_at IS NULL AS active, {body} AS body
         FROM ({owner}) m(section_id, district_id) {_SECTION_CONTEXT}
         """,
-        *params.values,
+        params.values,
+        scope,
+        "sections",
+        section_id,
     )
     if row is None or not visible(scope, row["district_id"], active=row["active"]):
         return None
@@ -436,5 +467,7 @@ async def school_users(
         {where(conditions)}
         ORDER BY u.id LIMIT {params.add(limit + 1)}
     """
-    row = await connection.fetchrow(_owned_page(owner, page), *params.values)
+    row = await _fetch(
+        connection, _owned_page(owner, page), params.values, scope, "schools", school_id
+    )
     return _owned(row, scope)
