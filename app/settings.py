@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         "runs as a full sync: Clever keeps events for 30 days.",
     )
 
+    history_retention_days: int = Field(
+        default=730,
+        ge=1,
+        le=36500,
+        description="How long the change log keeps changes (as-of reads and the change feed"
+        " reach this far back); a daily job prunes older ones.",
+    )
+
     sync_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Shared secrets for signed `POST /v1/sync` webhooks, comma-separated "

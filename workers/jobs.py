@@ -15,6 +15,7 @@ from arq.cron import CronJob, cron
 from arq.worker import Retry, func
 from sqlalchemy import text
 
+from app.history.prune import prune
 from app.settings import Settings, parse_cron
 from app.sync import connections, runs
 from app.sync.full import SyncError, decide_held_run
@@ -170,6 +171,18 @@ async def reap_runs(ctx: dict[str, Any]) -> int:
     return len(reaped)
 
 
+async def prune_history(ctx: dict[str, Any]) -> int:
+    """Delete changes older than HISTORY_RETENTION_DAYS (daily); how many went."""
+    deps: SyncDeps = ctx["sync"]
+    async with deps.pool.acquire() as connection:
+        pruned = await prune(connection, retention_days=ctx["settings"].history_retention_days)
+    logger.info(
+        "change log pruned",
+        extra={"deleted": pruned.deleted, "before": pruned.cutoff.isoformat()},
+    )
+    return pruned.deleted
+
+
 async def check_connections(ctx: dict[str, Any]) -> dict[str, str]:
     """Report that this worker reaches Postgres and Redis (a diagnostic job)."""
     async with ctx["engine"].connect() as connection:
@@ -197,7 +210,7 @@ FUNCTIONS: list[Any] = [
 def cron_jobs(settings: Settings) -> list[CronJob]:
     """Full syncs of every district on SYNC_FULL_CRON (UTC); the events poll every 30 s,
     which queues the districts due after SYNC_EVENTS_INTERVAL_SECONDS; the reaper of dead
-    runs every minute (and when the worker starts)."""
+    runs every minute (and when the worker starts); the change log's prune daily at 04:30."""
     minute, hour, day, month, weekday = parse_cron(settings.sync_full_cron)
     return [
         cron(
@@ -219,4 +232,5 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             run_at_startup=False,
         ),
         cron(reap_runs, name="reap_runs", second={15}, unique=True, run_at_startup=True),
+        cron(prune_history, name="prune_history", hour={4}, minute={30}, unique=True),
     ]

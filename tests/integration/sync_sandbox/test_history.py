@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.history.prune import prune
 from app.sync.full import decide_held_run
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import sync_district
@@ -133,14 +134,9 @@ async def test_a_held_run_adds_nothing_to_the_feed_until_approved(edited: Edited
 
 
 async def test_a_key_of_another_district_sees_no_change(edited: Edited) -> None:
-    start = "0-0"
-    response = await edited.api.get(
-        "/v1/changes", params={"cursor": start}, headers=bearer(edited.elsewhere)
-    )
+    response = await edited.api.get("/v1/changes", headers=bearer(edited.elsewhere))
     assert response.status_code == 200 and response.json()["data"] == []
-    mine = await edited.api.get(
-        "/v1/changes", params={"cursor": start}, headers=bearer(edited.reader)
-    )
+    mine = await edited.api.get("/v1/changes", headers=bearer(edited.reader))
     assert mine.json()["data"]
 
 
@@ -344,3 +340,59 @@ async def test_lineage_is_not_linked_across_districts_or_to_a_term_still_in_use(
             await connection.execute("DELETE FROM terms WHERE district_id = 'history-other'")
             await connection.execute("DELETE FROM changes WHERE district_id = 'history-other'")
             await connection.execute("DELETE FROM districts WHERE id = 'history-other'")
+
+
+async def test_the_prune_keeps_what_as_of_reads_need_and_expires_old_cursors(
+    edited: Edited,
+) -> None:
+    district = edited.district
+    student = first_record(district, "users", "student")["id"]
+    path = f"/v1/users/{student}"
+    district.update(student, {"name": {"first": "Renamed"}})
+    await _sync(edited, RunMode.FULL)
+    renamed = await edited.get(path)
+    # Everything so far happened 1,000 days ago.
+    await edited.pool.execute(
+        "UPDATE changes SET applied_at = applied_at - interval '1000 days' WHERE district_id = $1",
+        edited.district.id,
+    )
+    versions = await edited.pool.fetchval(
+        "SELECT count(*) FROM changes WHERE entity = 'users' AND record_id = $1", student
+    )
+    assert versions == 2
+    async with edited.pool.acquire() as connection:
+        pruned = await prune(connection, retention_days=730)
+    try:
+        await _check_pruned(edited, student, renamed, pruned.deleted)
+    finally:  # the horizon is the database's: other tests read from the start
+        await edited.pool.execute("DELETE FROM history_horizon")
+
+
+async def _check_pruned(edited: Edited, student: str, renamed: Json, deleted: int) -> None:
+    district, path = edited.district, f"/v1/users/{student}"
+    assert deleted >= 1
+    kept = await edited.pool.fetch(
+        "SELECT op, fields FROM changes WHERE entity = 'users' AND record_id = $1", student
+    )
+    assert [(row["op"], row["fields"]) for row in kept] == [("updated", ["name_first"])]
+    # From the cutoff on, as-of reads are exact; before it, refused.
+    since = (datetime.now(UTC) - timedelta(days=729)).isoformat()
+    then = await edited.api.get(path, params={"as_of": since}, headers=bearer(edited.reader))
+    assert then.status_code == 200 and then.json() == renamed
+    before = (datetime.now(UTC) - timedelta(days=731)).isoformat()
+    response = await edited.api.get(path, params={"as_of": before}, headers=bearer(edited.reader))
+    assert "before the history kept" in assert_problem(response, 422)["detail"]
+    # A cursor older than the horizon is 410; reading from the start begins at the horizon.
+    response = await edited.api.get(
+        "/v1/changes", params={"cursor": "0-0"}, headers=bearer(edited.reader)
+    )
+    assert_problem(response, 410)
+    response = await edited.api.get("/v1/changes", headers=bearer(edited.reader))
+    assert response.status_code == 200 and response.json()["data"] == []
+    # What changes next is fed as before.
+    start = await _latest(edited)
+    district.update(student, {"name": {"first": "Again"}})
+    await _sync(edited, RunMode.FULL)
+    assert _summary((await _feed(edited, start))[0]) == {
+        ("users", student, "updated", ("name_first",))
+    }

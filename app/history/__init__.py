@@ -1,0 +1,1 @@
+"""What the mirror keeps of its past: the change log's retention, and outbound webhooks."""
