@@ -26,6 +26,7 @@ from app.api import (
     terms,
     users,
     warnings,
+    webhooks,
 )
 from app.api.auth import KeyCache
 from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync.webhook_router,
         warnings.router,
         changes.router,
+        webhooks.router,
     ):
         app.include_router(router)
     return app

@@ -128,6 +128,33 @@ class Settings(BaseSettings):
         " reach this far back); a daily job prunes older ones.",
     )
 
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="How long an outbound webhook delivery waits for the subscriber's answer.",
+    )
+    webhook_max_changes: int = Field(
+        default=500, ge=1, le=1000, description="Changes per outbound webhook delivery."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="A delivery whose changes would be larger carries only the feed cursors"
+        " to read them from.",
+    )
+    webhook_pause_after_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed attempts in a row after which a webhook is paused until resumed.",
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="The first retry's delay; each next one doubles."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="The longest delay between two attempts."
+    )
+
     sync_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Shared secrets for signed `POST /v1/sync` webhooks, comma-separated "

@@ -15,12 +15,14 @@ from arq.cron import CronJob, cron
 from arq.worker import Retry, func
 from sqlalchemy import text
 
+from app.history import webhooks
 from app.history.prune import prune
 from app.settings import Settings, parse_cron
 from app.sync import connections, runs
 from app.sync.full import SyncError, decide_held_run
 from app.sync.queue import (
     APPLY_HELD_FUNCTION,
+    QUEUE_NAME,
     SYNC_FUNCTION,
     SYNC_JOB_TIMEOUT_SECONDS,
     DistrictBusyError,
@@ -31,6 +33,8 @@ from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 
 logger = logging.getLogger(__name__)
+
+DISPATCH_WEBHOOKS = "dispatch_webhooks"
 
 CANCELLED = (
     f"cancelled: the job ran past its {SYNC_JOB_TIMEOUT_SECONDS // 3600} h timeout,"
@@ -68,7 +72,17 @@ async def run_sync(
         "sync finished",
         extra={"district_id": district_id, "run_id": str(outcome.run_id), "status": outcome.status},
     )
+    if outcome.status is RunStatus.SUCCEEDED:
+        await _notify_subscribers(ctx)
     return {"run_id": str(outcome.run_id), "status": outcome.status.value}
+
+
+async def _notify_subscribers(ctx: dict[str, Any]) -> None:
+    """Have the webhooks' changes sent now rather than at the next dispatch tick (one
+    dispatch queued at a time)."""
+    await ctx["redis"].enqueue_job(
+        DISPATCH_WEBHOOKS, _job_id=DISPATCH_WEBHOOKS, _queue_name=QUEUE_NAME
+    )
 
 
 async def apply_held_run(
@@ -101,6 +115,8 @@ async def apply_held_run(
         "held run applied",
         extra={"district_id": district_id, "run_id": run_id, "status": outcome.status},
     )
+    if outcome.status is RunStatus.SUCCEEDED:
+        await _notify_subscribers(ctx)
     return {"run_id": run_id, "status": outcome.status.value}
 
 
@@ -183,6 +199,13 @@ async def prune_history(ctx: dict[str, Any]) -> int:
     return pruned.deleted
 
 
+async def dispatch_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
+    """Send the webhooks their new changes (every 10 s, and after each successful run)."""
+    deps: SyncDeps = ctx["sync"]
+    made, sent = await webhooks.dispatch(deps.pool, webhooks.webhook_settings(ctx["settings"]))
+    return {"planned": made, "sent": sent}
+
+
 async def check_connections(ctx: dict[str, Any]) -> dict[str, str]:
     """Report that this worker reaches Postgres and Redis (a diagnostic job)."""
     async with ctx["engine"].connect() as connection:
@@ -203,6 +226,8 @@ FUNCTIONS: list[Any] = [
         keep_result=0,
         max_tries=APPLY_MAX_TRIES,
     ),
+    # keep_result=0: the job id frees at once, so a run finishing mid-dispatch queues the next.
+    func(dispatch_webhooks, name=DISPATCH_WEBHOOKS, keep_result=0, max_tries=1),
     check_connections,
 ]
 
@@ -210,7 +235,8 @@ FUNCTIONS: list[Any] = [
 def cron_jobs(settings: Settings) -> list[CronJob]:
     """Full syncs of every district on SYNC_FULL_CRON (UTC); the events poll every 30 s,
     which queues the districts due after SYNC_EVENTS_INTERVAL_SECONDS; the reaper of dead
-    runs every minute (and when the worker starts); the change log's prune daily at 04:30."""
+    runs every minute (and when the worker starts); the change log's prune daily at 04:30;
+    the webhooks' dispatch every 10 s."""
     minute, hour, day, month, weekday = parse_cron(settings.sync_full_cron)
     return [
         cron(
@@ -233,4 +259,11 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         ),
         cron(reap_runs, name="reap_runs", second={15}, unique=True, run_at_startup=True),
         cron(prune_history, name="prune_history", hour={4}, minute={30}, unique=True),
+        cron(
+            dispatch_webhooks,
+            name="dispatch_webhooks_tick",
+            second={0, 10, 20, 30, 40, 50},
+            unique=True,
+            run_at_startup=False,
+        ),
     ]

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,6 +93,25 @@ def _position(cursor: str) -> changes.Position:
     return changes.Position(xid, seq)
 
 
+async def feed_position(
+    connection: asyncpg.Connection, cursor: str | None
+) -> changes.Position | None:
+    """Where a cursor points (the oldest change kept for None); 410 when the changes after
+    it are no longer all kept."""
+    kept = await changes.horizon(connection)
+    if cursor is None:
+        return kept.position
+    after = _position(cursor)
+    if after < kept.position:
+        raise ProblemError(
+            410,
+            "The changes after this cursor are no longer kept; read the records again and"
+            " go on from `/v1/changes/latest`.",
+            title="Cursor expired",
+        )
+    return after
+
+
 @router.get(
     "/changes",
     name="changes-list",
@@ -111,21 +131,14 @@ async def list_changes(
     empty when nothing changed since; keep `next_cursor` either way. A cursor older than
     the history kept (`HISTORY_RETENTION_DAYS`) is 410: start again from
     `/v1/changes/latest` after a full read."""
-    kept = await changes.horizon(reader.connection)
-    after = kept.position if cursor is None else _position(cursor)
-    if after < kept.position:
-        raise ProblemError(
-            410,
-            "The changes after this cursor are no longer kept; read the records again and"
-            " go on from `/v1/changes/latest`.",
-            title="Cursor expired",
-        )
+    after = await feed_position(reader.connection, cursor)
+    assert after is not None
     entries, position = await changes.read(
         reader.connection,
         after,
         district_ids=reader.principal.district_ids,
         district_id=district_id,
-        entity=entity,
+        entities=[entity] if entity is not None else None,
         limit=limit,
     )
     body = ",".join(entries)

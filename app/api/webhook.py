@@ -30,11 +30,9 @@ from app.api.keys import Scope
 from app.api.problems import ProblemError
 from app.api.query import reject_unknown_query_parameters
 from app.settings import Settings
+from app.signing import SIGNATURE_HEADER, SIGNATURE_VERSION, TIMESTAMP_HEADER
 from app.sync.runs import RunTrigger
 
-TIMESTAMP_HEADER = "X-Roster-Timestamp"
-SIGNATURE_HEADER = "X-Roster-Signature"
-SIGNATURE_VERSION = "v1"
 TOLERANCE_SECONDS = 300
 # Timestamps up to TOLERANCE_SECONDS ahead are accepted too, so a signature stays usable for
 # twice the tolerance; it is remembered a minute beyond that.
@@ -46,12 +44,6 @@ DELIVERY_PENDING = "pending"
 
 class InvalidSignatureError(Exception):
     """The delivery is not signed with a configured secret, or not recently."""
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The `X-Roster-Signature` value for a delivery (what a sender computes)."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
 
 
 def verify(

@@ -695,3 +695,69 @@ class HistoryHorizon(SQLModel, table=True):
     # The feed position (xid, seq) up to which changes may be missing.
     xid: int = Field(sa_type=BigInteger)
     seq: int = Field(sa_type=BigInteger)
+
+
+class Webhook(SQLModel, table=True):
+    """A subscriber to the change feed: its changes are POSTed to `url`, signed with
+    `secret`, from where its cursor stands."""
+
+    __tablename__ = "webhooks"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_type=UUID(as_uuid=True), primary_key=True)
+    url: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    secret: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # Only changes of these entities, of these districts (None: all).
+    entities: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
+    district_ids: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
+    created_at: datetime | None = _timestamp(required=True)
+    created_by: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    deleted_at: datetime | None = _timestamp()
+    # Set after too many failed attempts in a row; nothing is sent until resumed.
+    paused_at: datetime | None = _timestamp()
+    failures: int = Field(
+        default=0,
+        sa_type=Integer,
+        sa_column_kwargs={"server_default": text("0"), "nullable": False},
+    )
+    # The feed position up to which its changes are batched into deliveries.
+    cursor_xid: int = Field(sa_type=BigInteger, sa_column_kwargs={"nullable": False})
+    cursor_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"nullable": False})
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One batch of changes for a webhook, sent until it succeeds or runs out of attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(None, "webhook_id", "created_at"),
+        Index(None, "status", "next_attempt_at"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_type=UUID(as_uuid=True), primary_key=True)
+    webhook_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True),
+        sa_column_args=[ForeignKey("webhooks.id")],
+        sa_column_kwargs={"nullable": False},
+    )
+    created_at: datetime | None = _timestamp(required=True)
+    from_cursor: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    to_cursor: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    changes: int = Field(sa_type=Integer, sa_column_kwargs={"nullable": False})
+    # The JSON POSTed, the same on every attempt.
+    body: dict[str, Any] = Field(sa_type=JSONB, sa_column_kwargs={"nullable": False})
+    status: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    attempts: int = Field(
+        default=0,
+        sa_type=Integer,
+        sa_column_kwargs={"server_default": text("0"), "nullable": False},
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None,
+        sa_type=DateTime(timezone=True),
+        sa_column_kwargs={"server_default": func.now()},
+    )
+    last_attempt_at: datetime | None = _timestamp()
+    last_status_code: int | None = Field(default=None, sa_type=Integer)
+    last_error: str | None = _text()
+    delivered_at: datetime | None = _timestamp()

@@ -88,7 +88,7 @@ async def read(
     *,
     district_ids: list[str] | None,
     district_id: str | None,
-    entity: str | None,
+    entities: list[str] | None,
     limit: int,
 ) -> tuple[list[str], Position]:
     """Up to `limit` changes after `after` (as JSON), oldest first, and the position to
@@ -106,8 +106,8 @@ async def read(
         conditions.append(f"district_id = ANY({params.add(district_ids)}::text[])")
     if district_id is not None:
         conditions.append(f"district_id = {params.add(district_id)}")
-    if entity is not None:
-        conditions.append(f"entity = {params.add(entity)}")
+    if entities is not None:
+        conditions.append(f"entity = ANY({params.add(entities)}::text[])")
     # One statement, one snapshot: the horizon and the page agree.
     rows = await connection.fetch(
         f"""

@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from app.api.keys import Scope, create_key, revoke_key
+from app.history import webhooks
 from app.local import groups
+from app.mirror.queries.changes import Position
 from app.settings import Settings
 from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
@@ -119,6 +121,30 @@ async def s_group(api_pool: asyncpg.Pool, mirrored: Mirrored) -> str:
             actor="api tests",
         )
     return str(group_id)
+
+
+@dataclass(frozen=True)
+class SWebhook:
+    id: str
+    delivery_id: str
+
+
+@pytest.fixture(scope="package")
+async def s_webhook(api_pool: asyncpg.Pool, mirrored: Mirrored) -> SWebhook:
+    """A webhook of the S district with one delivery (its district record), never sent."""
+    async with api_pool.acquire() as connection:
+        row = await webhooks.create(
+            connection,
+            url="http://127.0.0.1:9/never",
+            secret="package-webhook-secret",
+            entities=["districts"],
+            district_ids=[mirrored.s.id],
+            actor="api tests",
+            start=Position(0, 0),
+        )
+        assert await webhooks.plan(connection, webhooks.WebhookSettings()) == 1
+        [delivery] = await webhooks.deliveries(connection, row["id"], limit=10)
+    return SWebhook(str(row["id"]), str(delivery["id"]))
 
 
 @pytest.fixture(scope="package")

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from app.api.deps import get_reader, get_writer
 from app.api.keys import Scope, create_key
-from tests.integration.api.conftest import Keys, Mirrored
+from tests.integration.api.conftest import Keys, Mirrored, SWebhook
 from tests.integration.api.reads_support import api_routes, assert_problem, bearer, get_json
 
 UNKEYED = ("/healthz", "/readyz", "/metrics")
@@ -29,6 +29,8 @@ UNKNOWN_IDS = {
     "run_id": "00000000-0000-4000-8000-000000000000",
     "group_id": "00000000-0000-4000-8000-000000000000",
     "person_id": "00000000-0000-4000-8000-000000000000",
+    "webhook_id": "00000000-0000-4000-8000-000000000000",
+    "delivery_id": "00000000-0000-4000-8000-000000000000",
 }
 UNKNOWN_ID = "000000000000000000000000"
 _PARAMETER = re.compile(r"{(\w+)}")
@@ -70,7 +72,7 @@ def _takes_query(route: APIRoute, name: str) -> bool:
 
 @pytest.fixture(scope="module")
 async def s_ids(
-    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str, s_person: str
+    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str, s_person: str, s_webhook: SWebhook
 ) -> dict[str, str]:
     """A record of the S district for each path parameter."""
     truth = mirrored.s.truth
@@ -91,6 +93,8 @@ async def s_ids(
         "run_id": run_id,
         "group_id": s_group,
         "person_id": s_person,
+        "webhook_id": s_webhook.id,
+        "delivery_id": s_webhook.delivery_id,
     }
 
 
@@ -105,7 +109,7 @@ def _path(route: APIRoute, values: dict[str, str]) -> str:
 async def limited(api_pool: asyncpg.Pool, mirrored: Mirrored) -> dict[tuple[Scope, str], str]:
     """Keys of one scope limited to one district: (scope, district id) -> secret."""
     found = {}
-    for scope in (Scope.READ, Scope.SYNC_WRITE):
+    for scope in (Scope.READ, Scope.SYNC_WRITE, Scope.ADMIN):
         for district_id in (mirrored.s.id, mirrored.other.id):
             async with api_pool.acquire() as connection:
                 created = await create_key(

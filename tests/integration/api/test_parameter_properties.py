@@ -149,6 +149,8 @@ def _path_values(mirrored: Mirrored) -> dict[str, list[str]]:
         "run_id": [str(uuid.uuid4())],
         "group_id": [str(uuid.uuid4())],
         "person_id": [str(uuid.uuid4())],
+        "webhook_id": [str(uuid.uuid4())],
+        "delivery_id": [str(uuid.uuid4())],
     }
 
 

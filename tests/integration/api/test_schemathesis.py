@@ -22,7 +22,7 @@ from schemathesis.checks import positive_data_acceptance
 from app.api.keys import Scope, create_key
 from app.main import create_app
 from app.settings import Settings
-from tests.integration.api.conftest import Keys, Mirrored
+from tests.integration.api.conftest import Keys, Mirrored, SWebhook
 from tests.support.server import serve_in_thread
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "openapi" / "openapi.json"
@@ -85,7 +85,11 @@ def test_generated_requests_keep_the_contract(
 
 @pytest.fixture(scope="module")
 async def record_ids(
-    mirrored: Mirrored, api_pool: asyncpg.Pool, s_group: str, s_person: str
+    mirrored: Mirrored,
+    api_pool: asyncpg.Pool,
+    s_group: str,
+    s_person: str,
+    s_webhook: SWebhook,
 ) -> dict[str, list[str]]:
     """Ids of real records, by the name of the path parameter that takes them."""
     truth = mirrored.s.truth
@@ -107,6 +111,8 @@ async def record_ids(
         "run_id": [run["id"] for run in runs],
         "group_id": [s_group],
         "person_id": [s_person],
+        "webhook_id": [s_webhook.id],
+        "delivery_id": [s_webhook.delivery_id],
     }
 
 

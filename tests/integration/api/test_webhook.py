@@ -13,8 +13,9 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from app.api.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE_SECONDS, sign
+from app.api.webhook import TOLERANCE_SECONDS
 from app.settings import Settings
+from app.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.integration.api.conftest import Keys, Mirrored
 from tests.integration.api.sync_support import (
     Json,

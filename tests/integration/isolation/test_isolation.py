@@ -16,8 +16,10 @@ import httpx
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
+from app.history import webhooks
 from app.local import groups
 from app.mirror.merge import FOREIGN_ID_DETAIL
+from app.mirror.queries.changes import Position
 from sandbox.district import SandboxDistrict
 from tests.integration.api.reads_support import api_routes, bearer
 from tests.integration.isolation.conftest import (
@@ -83,6 +85,8 @@ def _values(pair: Pair, own: Hostility, uuids: dict[str, list[str]]) -> dict[str
             "run_id": uuids[district.id],
             "group_id": uuids[district.id],
             "person_id": uuids[district.id],
+            "webhook_id": uuids[district.id],
+            "delivery_id": uuids[district.id],
         }.items():
             values.setdefault(name, [])
             values[name] += [value for value in found if value and value not in values[name]]
@@ -165,6 +169,20 @@ async def _walk_every_route(
                 actor="isolation test",
             )
         uuids[side.district.id].append(str(group_id))
+        # A webhook of the district, with a delivery (of its district record).
+        async with pool.acquire() as connection:
+            hook = await webhooks.create(
+                connection,
+                url="http://127.0.0.1:9/never",
+                secret="isolation-webhook-secret",
+                entities=["districts"],
+                district_ids=[side.district.id],
+                actor="isolation test",
+                start=Position(0, 0),
+            )
+            await webhooks.plan(connection, webhooks.WebhookSettings())
+            delivered = await webhooks.deliveries(connection, hook["id"], limit=10)
+        uuids[side.district.id] += [str(hook["id"]), *(str(d["id"]) for d in delivered)]
     routes = api_routes()
     sides = ((pair.a, keys.a_only, pair.b), (pair.b, keys.b_only, pair.a))
     asked: set[tuple[str, str]] = set()
@@ -182,7 +200,10 @@ async def _walk_every_route(
                 route_values = {
                     name: [value for value in found if forbidden.search(value)]
                     for name, found in values.items()
-                } | {name: uuids[other.district.id] for name in ("run_id", "group_id", "person_id")}
+                } | {
+                    name: uuids[other.district.id]
+                    for name in ("run_id", "group_id", "person_id", "webhook_id", "delivery_id")
+                }
             for call in _calls(route, route_values):
                 body: dict[str, object]
                 if call.path in ("/v1/sync", "/sync"):
@@ -197,6 +218,16 @@ async def _walk_every_route(
                     answers = [await api.post(call.path, json=body, headers=bearer(key))]
                     expected_status = 404
                     echoed = records
+                elif call.path == "/v1/webhooks" and call.method == "POST":
+                    # A webhook of the other district's changes: the district is not seen.
+                    body = {
+                        "url": "http://127.0.0.1:9/leak",
+                        "secret": "isolation-webhook-secret",
+                        "districts": [other.district.id],
+                    }
+                    answers = [await api.post(call.path, json=body, headers=bearer(key))]
+                    expected_status = 404
+                    echoed = [other.district.id]
                 elif call.path == "/v1/groups":
                     # A group owned by the other district's teacher: the owner is not seen.
                     owner = teachers[other.district.id]

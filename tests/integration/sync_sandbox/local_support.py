@@ -33,6 +33,7 @@ class Edited:
     writer: str  # roster:read + roster:write, named "registrar"
     reader: str  # roster:read only
     elsewhere: str  # roster:read + roster:write, limited to a district that does not exist
+    admin: str  # admin, every district
 
     async def full(self) -> None:
         await sync_ok(self.deps, district=self.district)
@@ -46,6 +47,14 @@ class Edited:
             "SELECT mode FROM sync_runs WHERE id = $1", outcome.run_id
         )
         assert run_mode == "incremental"
+
+    async def run(self, mode: RunMode) -> str:
+        """One run of `mode` that must succeed; its id."""
+        outcome = await sync_district(
+            self.deps, self.district.id, mode=mode, trigger=RunTrigger.CLI
+        )
+        assert outcome.status is RunStatus.SUCCEEDED, (outcome.status, outcome.error)
+        return str(outcome.run_id)
 
     async def get(self, path: str, key: str | None = None) -> Json:
         response = await self.api.get(path, headers=bearer(key or self.reader))
@@ -89,9 +98,17 @@ async def edited_district(
             scopes=[Scope.READ, Scope.WRITE],
             district_ids=["no-such-district"],
         )
+        admin = await create_key(connection, name="admin", scopes=[Scope.ADMIN], district_ids=None)
     async with app_client(configured.model_copy(update={"api_key_cache_seconds": 0.0})) as api:
         yield Edited(
-            district, deps, api, mirror_pool, writer.secret, reader.secret, elsewhere.secret
+            district,
+            deps,
+            api,
+            mirror_pool,
+            writer.secret,
+            reader.secret,
+            elsewhere.secret,
+            admin.secret,
         )
 
 

@@ -13,22 +13,12 @@ import pytest
 
 from app.history.prune import prune
 from app.sync.full import decide_held_run
-from app.sync.runs import RunMode, RunStatus, RunTrigger
-from app.sync.service import sync_district
+from app.sync.runs import RunMode, RunStatus
 from tests.integration.api.sync_support import assert_problem, bearer
 from tests.integration.sync_sandbox.local_support import Edited, first_record
 from tests.integration.sync_sandbox.support import sync_once
 
 Json = dict[str, Any]
-
-
-async def _sync(edited: Edited, mode: RunMode) -> str:
-    """One run of `mode` that must succeed; its id."""
-    outcome = await sync_district(
-        edited.deps, edited.district.id, mode=mode, trigger=RunTrigger.CLI
-    )
-    assert outcome.status is RunStatus.SUCCEEDED, (outcome.status, outcome.error)
-    return str(outcome.run_id)
 
 
 async def _latest(edited: Edited) -> str:
@@ -79,13 +69,13 @@ async def test_the_feed_lists_exactly_each_runs_changes_in_order(
     district = edited.district
     start = await _latest(edited)
     # A no-change re-sync writes nothing to the log.
-    await _sync(edited, mode)
+    await edited.run(mode)
     assert (await _feed(edited, start))[0] == []
 
     section, leaving, renamed = _two_students(edited)
     district.update(renamed, {"name": {"first": "Renamed"}})
     district.remove_students(section, [leaving])
-    run_id = await _sync(edited, mode)
+    run_id = await edited.run(mode)
     changes, end = await _feed(edited, start)
     assert _summary(changes) == {
         ("users", renamed, "updated", ("name_first",)),
@@ -98,7 +88,7 @@ async def test_the_feed_lists_exactly_each_runs_changes_in_order(
 
     # A second run's changes come after the first's; the feed resumes from any cursor.
     district.add_students(section, [leaving])
-    second_run = await _sync(edited, mode)
+    second_run = await edited.run(mode)
     more, _ = await _feed(edited, end)
     assert _summary(more) == {("enrollments", section, leaving, "started", ())}
     assert {c["run_id"] for c in more} == {second_run}
@@ -198,7 +188,7 @@ async def test_as_of_answers_equal_what_the_api_answered_then(
     ]
     for change in change_sets:
         change()
-        await _sync(edited, mode)
+        await edited.run(mode)
         captured.append(await _capture(edited, paths))
     # Each instant's answers differ from the next (the test would see a broken as-of).
     assert all(a[1] != b[1] for a, b in itertools.pairwise(captured))
@@ -268,7 +258,7 @@ async def test_a_recreated_term_continues_its_lineage_in_one_bucket(
         if s["id"] == moved[0]
         for sid in s.get("students") or []
     )
-    await _sync(edited, mode)
+    await edited.run(mode)
     term = await edited.get(f"/v1/terms/{new}")
     assert term["lineage_id"] == old
     assert term["sources"]["lineage_id"]["origin"] == "clever"
@@ -302,7 +292,7 @@ async def test_a_recreated_term_continues_its_lineage_in_one_bucket(
         "updated_at": None,
         "updated_by": "registrar",
     }
-    await _sync(edited, RunMode.FULL)
+    await edited.run(RunMode.FULL)
     assert (await edited.get(f"/v1/terms/{new}"))["lineage_id"] == new
     response = await edited.api.delete(f"/v1/terms/{new}/overrides", headers=bearer(edited.writer))
     assert response.json()["lineage_id"] == old
@@ -315,7 +305,7 @@ async def test_lineage_is_not_linked_across_districts_or_to_a_term_still_in_use(
     old = first_record(district, "terms")
     same = {k: old[k] for k in ("name", "start_date", "end_date")}
     twin = district.create("terms", same)  # beside the old one, which stays in use
-    await _sync(edited, RunMode.FULL)
+    await edited.run(RunMode.FULL)
     assert (await edited.get(f"/v1/terms/{twin}"))["lineage_id"] == twin
     # Another district's deactivated term of the same name: never a predecessor.
     async with edited.pool.acquire() as connection:
@@ -333,7 +323,7 @@ async def test_lineage_is_not_linked_across_districts_or_to_a_term_still_in_use(
         )
     try:
         fresh = district.create("terms", same)
-        await _sync(edited, RunMode.FULL)
+        await edited.run(RunMode.FULL)
         assert (await edited.get(f"/v1/terms/{fresh}"))["lineage_id"] == fresh
     finally:
         async with edited.pool.acquire() as connection:
@@ -349,7 +339,7 @@ async def test_the_prune_keeps_what_as_of_reads_need_and_expires_old_cursors(
     student = first_record(district, "users", "student")["id"]
     path = f"/v1/users/{student}"
     district.update(student, {"name": {"first": "Renamed"}})
-    await _sync(edited, RunMode.FULL)
+    await edited.run(RunMode.FULL)
     renamed = await edited.get(path)
     # Everything so far happened 1,000 days ago.
     await edited.pool.execute(
@@ -392,7 +382,7 @@ async def _check_pruned(edited: Edited, student: str, renamed: Json, deleted: in
     # What changes next is fed as before.
     start = await _latest(edited)
     district.update(student, {"name": {"first": "Again"}})
-    await _sync(edited, RunMode.FULL)
+    await edited.run(RunMode.FULL)
     assert _summary((await _feed(edited, start))[0]) == {
         ("users", student, "updated", ("name_first",))
     }

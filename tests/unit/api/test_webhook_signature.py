@@ -8,7 +8,8 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
-from app.api.webhook import TOLERANCE_SECONDS, InvalidSignatureError, sign, verify
+from app.api.webhook import TOLERANCE_SECONDS, InvalidSignatureError, verify
+from app.signing import sign
 
 NOW = 1_700_000_000
 BODY = b'{"district_id": "d1", "mode": "full"}'
