@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, client, events, notfound, profiling, sync
+from bench import api, client, events, history, notfound, profiling, sync
 from bench.options import RESULTS_DIR, BenchOptions
 from sandbox.config import size_spec
 
@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Scenario] = {
     "api": api.run,
     "notfound": notfound.run,
     "events": events.run,
+    "history": history.run,
 }
 DEFAULT_SCENARIOS = ("client", "sync", "api")
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
