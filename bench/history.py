@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from app.mirror.queries.changes import ENTITIES
 from bench import report
 from bench.databases import connect, scratch_database
 from bench.options import BenchOptions
@@ -22,19 +23,6 @@ from bench.processes import Sandbox
 from bench.processes import sandbox_process as start_sandbox
 from bench.sync import SyncRun, run_sync, worker_environment
 
-# The tables whose changes the log records (each has its insert and update trigger).
-LOGGED_TABLES = (
-    "districts",
-    "schools",
-    "terms",
-    "courses",
-    "users",
-    "sections",
-    "user_schools",
-    "section_teachers",
-    "contact_relationships",
-    "enrollments",
-)
 CHANGED_SHARE = 0.05
 
 
@@ -50,7 +38,7 @@ async def run(options: BenchOptions) -> dict[str, Any]:
             with_log = await connect(logged.url)
             without_log = await connect(unlogged.url)
             try:
-                for table in LOGGED_TABLES:
+                for table in ENTITIES:
                     await without_log.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
                 envs = (
                     worker_environment(logged.url, options.redis_url, sandbox),

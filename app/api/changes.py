@@ -20,23 +20,11 @@ from app.api.deps import DistrictFilter, ReaderDep
 from app.api.pagination import JSONText
 from app.api.problems import Problem, ProblemError
 from app.mirror.queries import changes
+from app.mirror.queries.changes import Entity
 
 router = APIRouter(prefix="/v1", tags=["changes"], responses=AUTH_RESPONSES)
 
 CURSOR_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"
-
-Entity = Literal[
-    "districts",
-    "schools",
-    "terms",
-    "courses",
-    "users",
-    "sections",
-    "user_schools",
-    "section_teachers",
-    "contact_relationships",
-    "enrollments",
-]
 
 
 class Change(BaseModel):

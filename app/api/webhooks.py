@@ -16,10 +16,11 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.auth import AUTH_RESPONSES, AdminAccess, Principal
-from app.api.changes import CURSOR_PATTERN, Entity, feed_position
+from app.api.changes import CURSOR_PATTERN, feed_position
 from app.api.deps import ID_PATTERN
 from app.api.problems import ProblemError, not_found_responses
 from app.history import webhooks
+from app.mirror.queries.changes import Entity
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("webhook")
@@ -108,20 +109,21 @@ def _pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
+def _manages(principal: Principal, row: asyncpg.Record) -> bool:
+    """A key limited to some districts manages the webhooks of those districts only."""
+    if principal.district_ids is None:
+        return True
+    return row["district_ids"] is not None and set(row["district_ids"]) <= set(
+        principal.district_ids
+    )
+
+
 async def _owned(
     connection: asyncpg.Connection, principal: Principal, webhook_id: uuid.UUID
 ) -> asyncpg.Record:
-    """The webhook, when the key may manage it: a key limited to some districts manages
-    the webhooks of those districts only."""
+    """The webhook, when the key may manage it (else 404, as for an unknown id)."""
     row = await webhooks.found(connection, webhook_id)
-    visible = row is not None and (
-        principal.district_ids is None
-        or (
-            row["district_ids"] is not None
-            and set(row["district_ids"]) <= set(principal.district_ids)
-        )
-    )
-    if row is None or not visible:
+    if row is None or not _manages(principal, row):
         raise ProblemError(404, f"No webhook with id {str(webhook_id)!r}.", title="Not found")
     return row
 
@@ -165,15 +167,7 @@ async def list_webhooks(principal: AdminAccess, request: Request) -> WebhookList
     """The webhooks this key may manage, oldest first."""
     async with _pool(request).acquire() as connection:
         rows = await webhooks.listed(connection)
-    shown = [
-        _webhook(row)
-        for row in rows
-        if principal.district_ids is None
-        or (
-            row["district_ids"] is not None
-            and set(row["district_ids"]) <= set(principal.district_ids)
-        )
-    ]
+    shown = [_webhook(row) for row in rows if _manages(principal, row)]
     return WebhookList(data=shown)
 
 

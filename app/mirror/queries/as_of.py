@@ -19,17 +19,10 @@ from datetime import datetime
 
 import asyncpg
 
-# Tables rebuilt from the change log's states.
-_LOGGED = (
-    "schools",
-    "terms",
-    "courses",
-    "users",
-    "sections",
-    "user_schools",
-    "section_teachers",
-    "contact_relationships",
-)
+from app.mirror.queries.changes import ENTITIES
+
+# Tables rebuilt from the change log's states (enrollments keep their own history).
+_LOGGED = tuple(entity for entity in ENTITIES if entity not in ("districts", "enrollments"))
 
 
 def _tables_at(district: str, instant: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 import asyncpg
 
@@ -21,9 +22,21 @@ from app.mirror.queries.sql import Params, where
 # The transactions below this id have all ended.
 FINAL_BELOW = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
 
-# Link tables, whose changes name both records.
-LINK_ENTITIES = ("user_schools", "section_teachers", "contact_relationships", "enrollments")
-ENTITIES = ("districts", "schools", "terms", "courses", "users", "sections", *LINK_ENTITIES)
+# The live tables whose changes the log records: records, then links (whose changes name
+# both records).
+Entity = Literal[
+    "districts",
+    "schools",
+    "terms",
+    "courses",
+    "users",
+    "sections",
+    "user_schools",
+    "section_teachers",
+    "contact_relationships",
+    "enrollments",
+]
+ENTITIES: tuple[str, ...] = get_args(Entity)
 
 
 @dataclass(frozen=True, order=True)

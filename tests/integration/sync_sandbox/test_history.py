@@ -386,3 +386,23 @@ async def _check_pruned(edited: Edited, student: str, renamed: Json, deleted: in
     assert _summary((await _feed(edited, start))[0]) == {
         ("users", student, "updated", ("name_first",))
     }
+
+
+async def test_a_roll_over_links_recreated_courses_and_starts_new_terms(edited: Edited) -> None:
+    district = edited.district
+    old_terms = {t["id"]: t["name"] for t in district.iter_records("terms")}
+    old_courses = {c["id"] for c in district.iter_records("courses")}
+    renamed = district.roll_over_terms()
+    await edited.run(RunMode.FULL)
+    for old, new in renamed.items():
+        if old in old_courses:
+            # The same course (number and name) under a new id: one lineage.
+            assert (await edited.get(f"/v1/courses/{new}"))["lineage_id"] == old
+        else:
+            # The next school year's term has another name: a lineage of its own.
+            term = await edited.get(f"/v1/terms/{new}")
+            assert term["name"] != old_terms[old] and term["lineage_id"] == new
+    course_old, course_new = next((o, n) for o, n in renamed.items() if o in old_courses)
+    both = await edited.get(f"/v1/courses/{course_new}/sections?lineage_id={course_old}")
+    now = await edited.get(f"/v1/courses/{course_new}/sections")
+    assert {s["id"] for s in both["data"]} >= {s["id"] for s in now["data"]}
