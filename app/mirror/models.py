@@ -677,7 +677,8 @@ class Change(SQLModel, table=True):
     applied_at: datetime | None = _timestamp(required=True)
     # A link's records by role: `section_id` and `user_id`, `school_id`, `student_id`.
     refs: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
-    # The row after the change (without `raw`, `content_hash` and sensitive fields).
+    # The row after the change (without `raw`, `content_hash` and sensitive fields); none
+    # for enrollments, whose rows keep their own history.
     state: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
 
 

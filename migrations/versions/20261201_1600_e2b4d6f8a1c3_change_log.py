@@ -43,6 +43,12 @@ class _Logged:
     link: bool = False
     # Columns of the live row no merge writes (local settings kept beside Clever's record).
     local: tuple[str, ...] = ()
+    # Whether changes keep the row's state: enrollments keep their own history (one row per
+    # stay), which as-of reads use instead.
+    keeps_state: bool = True
+
+    def stored(self, state: str) -> str:
+        return state if self.keeps_state else "NULL::jsonb"
 
 
 _LOGGED = (
@@ -85,6 +91,7 @@ _LOGGED = (
         refs="jsonb_build_object('section_id', r.section_id, 'user_id', r.student_id)",
         ends="ended_at",
         link=True,
+        keeps_state=False,
     ),
 )
 
@@ -99,7 +106,7 @@ def _insert_function(logged: _Logged) -> str:
     BEGIN
         INSERT INTO changes (district_id, entity, record_id, op, run_id, refs, state)
         SELECT {logged.district}, '{logged.table}', {logged.key}, '{op_name}', {_RUN_ID},
-               {logged.refs}, to_jsonb(r) - {_NOT_KEPT}
+               {logged.refs}, {logged.stored(f"to_jsonb(r) - {_NOT_KEPT}")}
         FROM new_rows r;
         RETURN NULL;
     END $$
@@ -111,12 +118,17 @@ def _update_function(logged: _Logged) -> str:
     transaction (a section created, then given its display name) updates that
     transaction's change of it instead of adding one. A row rewritten without a change of
     its kept columns (a section whose student list changed: its enrollments tell that) is
-    `touched`: a version for as-of reads (its `updated_at` moved), not a change to feed."""
+    `touched`: a version for as-of reads (its `updated_at` moved), not a change to feed.
+
+    Nested loops are allowed here whatever the merge's transaction set: finding this
+    transaction's change of each row is an index probe, where a hash join would read the
+    whole log."""
     ignored = ", ".join(f"'{column}'" for column in (*_BOOKKEEPING, *logged.local))
     ended, started = ("ended", "started") if logged.link else ("deactivated", "restored")
     first = "'started'" if logged.link else "'created'"
     return f"""
-    CREATE FUNCTION log_{logged.table}_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION log_{logged.table}_update() RETURNS trigger LANGUAGE plpgsql
+    SET enable_nestloop = on AS $$
     BEGIN
         WITH pairs AS (
             SELECT {logged.district} AS district_id, {logged.key} AS record_id,
@@ -143,7 +155,7 @@ def _update_function(logged: _Logged) -> str:
             FROM diffs WHERE op <> 'updated' OR fields <> '{{}}' OR touched
         ), merged AS (
             UPDATE changes c
-            SET state = f.state,
+            SET state = {logged.stored("f.state")},
                 op = CASE WHEN f.op = 'touched' OR (c.op = {first} AND f.op = 'updated')
                           THEN c.op ELSE f.op END,
                 fields = CASE WHEN c.op = {first} AND f.op IN ('updated', 'touched') THEN NULL
@@ -157,7 +169,7 @@ def _update_function(logged: _Logged) -> str:
         INSERT INTO changes (district_id, entity, record_id, op, fields, run_id, refs, state)
         SELECT f.district_id, '{logged.table}', f.record_id, f.op,
                CASE WHEN f.fields <> '{{}}' THEN f.fields END,
-               {_RUN_ID}, f.refs, f.state
+               {_RUN_ID}, f.refs, {logged.stored("f.state")}
         FROM found f
         WHERE f.record_id NOT IN (SELECT record_id FROM merged);
         RETURN NULL;
@@ -172,7 +184,7 @@ def _baseline(logged: _Logged) -> str:
     INSERT INTO changes (district_id, entity, record_id, op, refs, state)
     SELECT {logged.district}, '{logged.table}', {logged.key},
            CASE WHEN r.{logged.ends} IS NULL THEN '{created}' ELSE '{ended}' END,
-           {logged.refs}, to_jsonb(r) - {_NOT_KEPT}
+           {logged.refs}, {logged.stored(f"to_jsonb(r) - {_NOT_KEPT}")}
     FROM {logged.table} r
     """
 

@@ -5,86 +5,23 @@ repeated failures, and never in a sync's way."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
 
-from app.api.webhook import verify
 from app.history import webhooks
-from app.history.webhooks import DELIVERY_HEADER, WebhookSettings
-from app.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from app.history.webhooks import WebhookSettings
 from app.sync.runs import RunMode
 from tests.integration.api.sync_support import assert_problem, bearer
 from tests.integration.sync_sandbox.local_support import Edited, first_record
 from tests.integration.sync_sandbox.support import wait_for
+from tests.support.receiver import SECRET, Receiver
 from tests.support.server import serve_in_thread
 
-SECRET = "a-webhook-secret-of-length"
 FAST = WebhookSettings(timeout_seconds=0.5, retry_base_seconds=0.01, retry_max_seconds=0.02)
 
 Json = dict[str, Any]
-
-
-@dataclass
-class Receiver:
-    """Answers as scripted (an int status, "slow" past the timeout, "wait" until released),
-    then 200; keeps each delivery once, by delivery id."""
-
-    url: str = ""
-    script: list[int | str] = field(default_factory=list)
-    attempts: list[str] = field(default_factory=list)
-    kept: dict[str, Json] = field(default_factory=dict)
-    bad_signatures: int = 0
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/hook")
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            delivery = request.headers[DELIVERY_HEADER]
-            self.attempts.append(delivery)
-            from pydantic import SecretStr
-
-            try:
-                verify(
-                    [SecretStr(SECRET)],
-                    timestamp=request.headers.get(TIMESTAMP_HEADER),
-                    signature=request.headers.get(SIGNATURE_HEADER),
-                    body=body,
-                    now=time.time(),
-                )
-            except Exception:
-                self.bad_signatures += 1
-                return Response(status_code=401)
-            step = self.script.pop(0) if self.script else 200
-            if step == "slow":
-                await asyncio.sleep(2)
-            elif step == "wait":
-                await asyncio.to_thread(self.release.wait, 30)
-            elif isinstance(step, int) and step != 200:
-                return Response(status_code=step)
-            self.kept.setdefault(delivery, await _json(body))
-            return Response(status_code=204)
-
-        @app.post("/moved")
-        async def moved() -> Response:
-            return Response(status_code=307, headers={"Location": "/hook"})
-
-        return app
-
-
-async def _json(body: bytes) -> Json:
-    import json
-
-    parsed: Json = json.loads(body)
-    return parsed
 
 
 @pytest.fixture
