@@ -120,26 +120,30 @@ def _update_function(logged: _Logged) -> str:
     its kept columns (a section whose student list changed: its enrollments tell that) is
     `touched`: a version for as-of reads (its `updated_at` moved), not a change to feed.
 
-    Nested loops are allowed here whatever the merge's transaction set: finding this
-    transaction's change of each row is an index probe, where a hash join would read the
-    whole log."""
+    Finding this transaction's change of each row must be a probe of the record's changes
+    (by district, entity and id): a hash join or a scan would read the whole log, and the
+    planner, which has no statistics of a log filled in this very transaction, would pick
+    them. So nested loops are on (a full merge turns them off) and scans off, and `xid + 0`
+    keeps the primary key's index out of it (a first sync writes all under one xid). The
+    states and their differences are materialized: each is computed once per row, not once
+    per use."""
     ignored = ", ".join(f"'{column}'" for column in (*_BOOKKEEPING, *logged.local))
     ended, started = ("ended", "started") if logged.link else ("deactivated", "restored")
     first = "'started'" if logged.link else "'created'"
     return f"""
     CREATE FUNCTION log_{logged.table}_update() RETURNS trigger LANGUAGE plpgsql
-    SET enable_nestloop = on AS $$
+    SET enable_nestloop = on SET enable_seqscan = off AS $$
     BEGIN
-        WITH pairs AS (
+        WITH pairs AS MATERIALIZED (
             SELECT {logged.district} AS district_id, {logged.key} AS record_id,
                    {logged.refs} AS refs, to_jsonb(r) - {_NOT_KEPT} AS state,
                    r.{logged.ends} IS NOT NULL AS ends_now
             FROM new_rows r
-        ), before AS (
+        ), before AS MATERIALIZED (
             SELECT {logged.key} AS record_id, to_jsonb(r) - {_NOT_KEPT} AS state,
                    r.{logged.ends} IS NOT NULL AS ended_before
             FROM old_rows r
-        ), diffs AS (
+        ), diffs AS MATERIALIZED (
             SELECT n.*, CASE
                        WHEN n.ends_now AND NOT b.ended_before THEN '{ended}'
                        WHEN b.ended_before AND NOT n.ends_now THEN '{started}'
@@ -162,8 +166,8 @@ def _update_function(logged: _Logged) -> str:
                               ELSE ARRAY(SELECT DISTINCT x FROM unnest(c.fields || f.fields) x
                                          ORDER BY x) END
             FROM found f
-            WHERE c.xid = {_XID} AND c.district_id = f.district_id
-              AND c.entity = '{logged.table}' AND c.record_id = f.record_id
+            WHERE c.district_id = f.district_id AND c.entity = '{logged.table}'
+              AND c.record_id = f.record_id AND c.xid + 0 = {_XID}
             RETURNING c.record_id
         )
         INSERT INTO changes (district_id, entity, record_id, op, fields, run_id, refs, state)
