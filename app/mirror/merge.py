@@ -374,10 +374,19 @@ async def _merge_entity(
 ) -> EntityCounts:
     kind = ENTITY_KINDS[entity]
     columns = kind.columns
-    column_list = ", ".join(columns)
     select_list = ", ".join(
-        "convert_from(raw, 'UTF8')::jsonb" if column == "raw" else column for column in columns
+        "convert_from(s.raw, 'UTF8')::jsonb" if column == "raw" else f"s.{column}"
+        for column in columns
     )
+    source = "changed s"
+    if entity == "sections":
+        # Written with its display name, so that a new section is not written twice (its
+        # course and teacher are merged already); `_refresh_section_display_names` follows
+        # the changes of courses and teachers.
+        columns = (*columns, "display_name")
+        select_list += f", {_DISPLAY_NAME}"
+        source += _DISPLAY_NAME_JOINS.format(district="$1")
+    column_list = ", ".join(columns)
     updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column != "id")
     district_column = "" if entity == "districts" else "district_id, "
     district_value = "" if entity == "districts" else "$1, "
@@ -398,7 +407,7 @@ async def _merge_entity(
             )
         ), upserted AS (
             INSERT INTO {entity} AS t ({district_column}{column_list})
-            SELECT {district_value}{select_list} FROM changed
+            SELECT {district_value}{select_list} FROM {source}
             ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now(), deleted_at = NULL
             WHERE {newer} {same_district}
             RETURNING (xmax = 0) AS created
@@ -432,6 +441,20 @@ async def _deactivate(
         *([district_id] if entity != "districts" else []),
     )
     return _affected(result)
+
+
+# A section's display name (alias `s`, with its course `c` and primary teacher `u` joined by
+# `_DISPLAY_NAME_JOINS`): its name, or `Course - Period N - Teacher`.
+_DISPLAY_NAME = """COALESCE(
+    s.name,
+    concat_ws(' - ',
+        COALESCE(c.name, s.subject, 'Section'),
+        'Period ' || s.period,
+        NULLIF(concat_ws(' ', u.name_first, u.name_last), '')),
+    'Section ' || s.id)"""
+_DISPLAY_NAME_JOINS = """
+    LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = {district}
+    LEFT JOIN users u ON u.id = s.primary_teacher_id AND u.district_id = {district}"""
 
 
 async def _refresh_section_display_names(
@@ -472,16 +495,8 @@ async def _refresh_section_display_names(
         f"""
         UPDATE sections t SET display_name = g.display_name
         FROM (
-            SELECT s.id, COALESCE(
-                s.name,
-                concat_ws(' - ',
-                    COALESCE(c.name, s.subject, 'Section'),
-                    'Period ' || s.period,
-                    NULLIF(concat_ws(' ', u.name_first, u.name_last), '')),
-                'Section ' || s.id) AS display_name
-            FROM sections s
-            LEFT JOIN courses c ON c.id = s.course_id AND c.district_id = s.district_id
-            LEFT JOIN users u ON u.id = s.primary_teacher_id AND u.district_id = s.district_id
+            SELECT s.id, {_DISPLAY_NAME} AS display_name
+            FROM sections s {_DISPLAY_NAME_JOINS.format(district="s.district_id")}
             WHERE {conditions}
         ) g
         WHERE t.id = g.id AND t.display_name IS DISTINCT FROM g.display_name
@@ -887,7 +902,8 @@ async def _link_lineage(
     connection: asyncpg.Connection, entity: str, same: str, district_id: str
 ) -> None:
     """Chain terms (courses) Clever recreated with new ids: `lineage_id` is the chain's
-    first record's id, the record's own when it continues none.
+    first record's id, null when it continues none (its lineage is its own id: a new record
+    is not written again to say so).
 
     An active record that starts no chain of its own continues the newest deactivated one
     of its district that it resembles (`_LINEAGE`), was first seen before it, was
@@ -908,7 +924,7 @@ async def _link_lineage(
     await connection.execute(
         f"""
         WITH linked AS (
-            SELECT n.id, COALESCE((
+            SELECT n.id, ((
                 SELECT {of_o} FROM {entity} o
                 WHERE o.district_id = n.district_id AND o.id <> n.id
                   AND o.deleted_at IS NOT NULL AND o.first_seen_at < n.first_seen_at
@@ -921,7 +937,7 @@ async def _link_lineage(
                         AND s.lineage_id = {of_o} AND s.first_seen_at > o.first_seen_at
                   )
                 ORDER BY o.deleted_at DESC, o.id LIMIT 1
-            ), n.id) AS lineage_id
+            )) AS lineage_id
             FROM {entity} n
             WHERE n.district_id = $1 AND n.deleted_at IS NULL
               AND (n.lineage_id IS NULL OR n.lineage_id = n.id)

@@ -191,7 +191,7 @@ class Term(LifecycleColumns, table=True):
     start_date: date | None = Field(default=None, sa_type=Date)
     end_date: date | None = Field(default=None, sa_type=Date)
     # The first term of the chain this one continues (a term Clever recreated with a new
-    # id); its own id when it continues none. Set by the merge, never by Clever.
+    # id); null when it continues none. Set by the merge, never by Clever.
     lineage_id: str | None = _text()
 
 

@@ -46,6 +46,8 @@ class _Logged:
     # Whether changes keep the row's state: enrollments keep their own history (one row per
     # stay), which as-of reads use instead.
     keeps_state: bool = True
+    # The column a row gets the creating transaction's time in.
+    born: str = "first_seen_at"
 
     def stored(self, state: str) -> str:
         return state if self.keeps_state else "NULL::jsonb"
@@ -92,6 +94,7 @@ _LOGGED = (
         ends="ended_at",
         link=True,
         keeps_state=False,
+        born="started_at",
     ),
 )
 
@@ -114,26 +117,19 @@ def _insert_function(logged: _Logged) -> str:
 
 
 def _update_function(logged: _Logged) -> str:
-    """Rows whose kept columns changed become changes; a row changed again in the same
-    transaction (a section created, then given its display name) updates that
-    transaction's change of it instead of adding one. A row rewritten without a change of
+    """Rows whose kept columns changed become changes. A row rewritten without a change of
     its kept columns (a section whose student list changed: its enrollments tell that) is
     `touched`: a version for as-of reads (its `updated_at` moved), not a change to feed.
 
-    Finding this transaction's change of each row must be a probe of the record's changes
-    (by district, entity and id): a hash join or a scan would read the whole log, and the
-    planner, which has no statistics of a log filled in this very transaction, would pick
-    them. So nested loops are on (a full merge turns them off) and scans off, and `xid + 0`
-    keeps the primary key's index out of it (a first sync writes all under one xid). The
-    states and their differences are materialized: each is computed once per row, not once
-    per use."""
+    A row changed again in the transaction that created it updates that transaction's
+    change of it instead of adding one; only then is the log searched (within this
+    transaction's changes), so the update of rows of earlier transactions is one insert.
+    The states and their differences are materialized: each is computed once per row, not
+    once per use."""
     ignored = ", ".join(f"'{column}'" for column in (*_BOOKKEEPING, *logged.local))
     ended, started = ("ended", "started") if logged.link else ("deactivated", "restored")
     first = "'started'" if logged.link else "'created'"
-    return f"""
-    CREATE FUNCTION log_{logged.table}_update() RETURNS trigger LANGUAGE plpgsql
-    SET enable_nestloop = on SET enable_seqscan = off AS $$
-    BEGIN
+    found = f"""
         WITH pairs AS MATERIALIZED (
             SELECT {logged.district} AS district_id, {logged.key} AS record_id,
                    {logged.refs} AS refs, to_jsonb(r) - {_NOT_KEPT} AS state,
@@ -157,7 +153,21 @@ def _update_function(logged: _Logged) -> str:
             SELECT district_id, record_id, refs, state, fields,
                    CASE WHEN op = 'updated' AND fields = '{{}}' THEN 'touched' ELSE op END AS op
             FROM diffs WHERE op <> 'updated' OR fields <> '{{}}' OR touched
-        ), merged AS (
+        )"""
+    insert = f"""
+        INSERT INTO changes (district_id, entity, record_id, op, fields, run_id, refs, state)
+        SELECT f.district_id, '{logged.table}', f.record_id, f.op,
+               CASE WHEN f.fields <> '{{}}' THEN f.fields END,
+               {_RUN_ID}, f.refs, {logged.stored("f.state")}
+        FROM found f"""
+    return f"""
+    CREATE FUNCTION log_{logged.table}_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM new_rows r WHERE r.{logged.born} = now()) THEN
+            {found}{insert};
+            RETURN NULL;
+        END IF;
+        {found}, merged AS (
             UPDATE changes c
             SET state = {logged.stored("f.state")},
                 op = CASE WHEN f.op = 'touched' OR (c.op = {first} AND f.op = 'updated')
@@ -166,15 +176,10 @@ def _update_function(logged: _Logged) -> str:
                               ELSE ARRAY(SELECT DISTINCT x FROM unnest(c.fields || f.fields) x
                                          ORDER BY x) END
             FROM found f
-            WHERE c.district_id = f.district_id AND c.entity = '{logged.table}'
-              AND c.record_id = f.record_id AND c.xid + 0 = {_XID}
+            WHERE c.xid = {_XID} AND c.district_id = f.district_id
+              AND c.entity = '{logged.table}' AND c.record_id = f.record_id
             RETURNING c.record_id
-        )
-        INSERT INTO changes (district_id, entity, record_id, op, fields, run_id, refs, state)
-        SELECT f.district_id, '{logged.table}', f.record_id, f.op,
-               CASE WHEN f.fields <> '{{}}' THEN f.fields END,
-               {_RUN_ID}, f.refs, {logged.stored("f.state")}
-        FROM found f
+        ){insert}
         WHERE f.record_id NOT IN (SELECT record_id FROM merged);
         RETURN NULL;
     END $$
