@@ -17,8 +17,8 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.auth import AUTH_RESPONSES, AdminAccess, Principal
 from app.api.changes import CURSOR_PATTERN, feed_position
-from app.api.deps import ID_PATTERN
-from app.api.problems import ProblemError, not_found_responses
+from app.api.deps import ID_PATTERN, not_found
+from app.api.problems import not_found_responses
 from app.history import webhooks
 from app.mirror.queries.changes import Entity
 
@@ -124,7 +124,7 @@ async def _owned(
     """The webhook, when the key may manage it (else 404, as for an unknown id)."""
     row = await webhooks.found(connection, webhook_id)
     if row is None or not _manages(principal, row):
-        raise ProblemError(404, f"No webhook with id {str(webhook_id)!r}.", title="Not found")
+        raise not_found("webhook", str(webhook_id))
     return row
 
 
@@ -145,7 +145,7 @@ async def create_webhook(
             districts = principal.district_ids
         elif unseen := sorted(set(districts) - set(principal.district_ids)):
             # As for any id the key may not see: as if there were no such district.
-            raise ProblemError(404, f"No district with id {unseen[0]!r}.", title="Not found")
+            raise not_found("district", unseen[0])
     async with _pool(request).acquire() as connection:
         start = None
         if body.from_cursor is not None:
@@ -204,7 +204,7 @@ async def resume_webhook(
         await _owned(connection, principal, webhook_id)
         row = await webhooks.resume(connection, webhook_id)
     if row is None:
-        raise ProblemError(404, f"No webhook with id {str(webhook_id)!r}.", title="Not found")
+        raise not_found("webhook", str(webhook_id))
     return _webhook(row)
 
 
@@ -244,5 +244,5 @@ async def retry_delivery(
         await _owned(connection, principal, webhook_id)
         row = await webhooks.retry(connection, webhook_id, delivery_id)
     if row is None:
-        raise ProblemError(404, f"No delivery with id {str(delivery_id)!r}.", title="Not found")
+        raise not_found("delivery", str(delivery_id))
     return Delivery.model_validate(dict(row))

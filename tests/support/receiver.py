@@ -10,11 +10,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
 from app.api.webhook import InvalidSignatureError, verify
+from app.history import webhooks
 from app.history.webhooks import DELIVERY_HEADER
+from app.mirror.queries.changes import Position
 from app.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 SECRET = "a-webhook-secret-of-length"
@@ -68,3 +71,22 @@ class Receiver:
             return Response(status_code=307, headers={"Location": "/hook"})
 
         return app
+
+
+async def planted_webhook(
+    connection: asyncpg.Connection, district_id: str, *, actor: str
+) -> tuple[str, list[str]]:
+    """A webhook of the district's district record, planned from the start of the feed and
+    never sent (its URL answers nothing): its id and its deliveries' ids."""
+    row = await webhooks.create(
+        connection,
+        url="http://127.0.0.1:9/never",
+        secret=SECRET,
+        entities=["districts"],
+        district_ids=[district_id],
+        actor=actor,
+        start=Position(0, 0),
+    )
+    await webhooks.plan(connection, webhooks.WebhookSettings())
+    deliveries = await webhooks.deliveries(connection, row["id"], limit=10)
+    return str(row["id"]), [str(delivery["id"]) for delivery in deliveries]

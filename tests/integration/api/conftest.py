@@ -14,15 +14,14 @@ import httpx
 import pytest
 
 from app.api.keys import Scope, create_key, revoke_key
-from app.history import webhooks
 from app.local import groups
-from app.mirror.queries.changes import Position
 from app.settings import Settings
 from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps, sync_ok
 from tests.support.app import app_client
 from tests.support.mirror import emptied_pool
+from tests.support.receiver import planted_webhook
 
 
 @dataclass(frozen=True)
@@ -133,18 +132,10 @@ class SWebhook:
 async def s_webhook(api_pool: asyncpg.Pool, mirrored: Mirrored) -> SWebhook:
     """A webhook of the S district with one delivery (its district record), never sent."""
     async with api_pool.acquire() as connection:
-        row = await webhooks.create(
-            connection,
-            url="http://127.0.0.1:9/never",
-            secret="package-webhook-secret",
-            entities=["districts"],
-            district_ids=[mirrored.s.id],
-            actor="api tests",
-            start=Position(0, 0),
+        webhook_id, [delivery_id] = await planted_webhook(
+            connection, mirrored.s.id, actor="api tests"
         )
-        assert await webhooks.plan(connection, webhooks.WebhookSettings()) == 1
-        [delivery] = await webhooks.deliveries(connection, row["id"], limit=10)
-    return SWebhook(str(row["id"]), str(delivery["id"]))
+    return SWebhook(webhook_id, delivery_id)
 
 
 @pytest.fixture(scope="package")

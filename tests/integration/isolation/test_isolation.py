@@ -16,10 +16,8 @@ import httpx
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
-from app.history import webhooks
 from app.local import groups
 from app.mirror.merge import FOREIGN_ID_DETAIL
-from app.mirror.queries.changes import Position
 from sandbox.district import SandboxDistrict
 from tests.integration.api.reads_support import api_routes, bearer
 from tests.integration.isolation.conftest import (
@@ -28,6 +26,7 @@ from tests.integration.isolation.conftest import (
     IsolationKeys,
     Pair,
 )
+from tests.support.receiver import planted_webhook
 
 # Pages followed per answer: tiny districts fit in a few.
 MAX_PAGES = 20
@@ -171,18 +170,10 @@ async def _walk_every_route(
         uuids[side.district.id].append(str(group_id))
         # A webhook of the district, with a delivery (of its district record).
         async with pool.acquire() as connection:
-            hook = await webhooks.create(
-                connection,
-                url="http://127.0.0.1:9/never",
-                secret="isolation-webhook-secret",
-                entities=["districts"],
-                district_ids=[side.district.id],
-                actor="isolation test",
-                start=Position(0, 0),
+            hook, delivered = await planted_webhook(
+                connection, side.district.id, actor="isolation test"
             )
-            await webhooks.plan(connection, webhooks.WebhookSettings())
-            delivered = await webhooks.deliveries(connection, hook["id"], limit=10)
-        uuids[side.district.id] += [str(hook["id"]), *(str(d["id"]) for d in delivered)]
+        uuids[side.district.id] += [hook, *delivered]
     routes = api_routes()
     sides = ((pair.a, keys.a_only, pair.b), (pair.b, keys.b_only, pair.a))
     asked: set[tuple[str, str]] = set()
