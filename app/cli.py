@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -289,6 +290,22 @@ def openapi(
     console.print(f"wrote {output}")
 
 
+def _duration(text: str | None, option: str) -> timedelta | None:
+    from app.api.keys import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        console.print(f"[red]{option}: {error}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _expiry(info: ApiKeyInfo) -> str:
+    return f"expires {info.expires_at.isoformat(timespec='seconds')}" if info.expires_at else ""
+
+
 @keys_cli.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
@@ -303,6 +320,12 @@ def keys_create(
         list[str] | None,
         typer.Option(help="Limit the key to this district (repeat; default: every district)."),
     ] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            help="Let the key expire after this long: 90d, 12h, 30m, 2w (default: never)."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it. It is shown only this once: only its digest is kept."""
     from app.api.keys import Scope
@@ -312,18 +335,24 @@ def keys_create(
     except ValueError:
         console.print(f"[red]scopes are: {', '.join(s.value for s in Scope)}[/red]")
         raise typer.Exit(2) from None
-    created = asyncio.run(_create_key(_settings(), name, scopes, district or None))
+    lifetime = _duration(expires_in, "--expires-in")
+    created = asyncio.run(_create_key(_settings(), name, scopes, district or None, lifetime))
     console.print(
         f"created key {created.info.id} ({created.info.name}) with "
         f"{', '.join(created.info.scopes)} for "
         + (", ".join(created.info.district_ids) if created.info.district_ids else "every district")
+        + (f"; {_expiry(created.info)}" if created.info.expires_at else "")
     )
     console.print("Store it now; it cannot be shown again:")
     print(created.secret)
 
 
 async def _create_key(
-    settings: Settings, name: str, scopes: list[Scope], districts: list[str] | None
+    settings: Settings,
+    name: str,
+    scopes: list[Scope],
+    districts: list[str] | None,
+    expires_in: timedelta | None,
 ) -> CreatedKey:
     import asyncpg
 
@@ -331,7 +360,55 @@ async def _create_key(
 
     connection = await asyncpg.connect(settings.asyncpg_database_url)
     try:
-        return await create_key(connection, name=name, scopes=scopes, district_ids=districts)
+        return await create_key(
+            connection, name=name, scopes=scopes, district_ids=districts, expires_in=expires_in
+        )
+    finally:
+        await connection.close()
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    key: Annotated[str, typer.Argument(help="The key's id, or the prefix `keys list` shows.")],
+    grace: Annotated[
+        str, typer.Option(help="How long the old key keeps working: 7d, 12h, 30m, 2w.")
+    ] = "7d",
+    expires_in: Annotated[
+        str | None,
+        typer.Option(help="The new key's lifetime (default: the old key's, or never)."),
+    ] = None,
+) -> None:
+    """Issue a successor of a key (same name, scopes and districts) and print it; the old
+    key expires after the grace period, so its clients can move over without an outage."""
+    from app.api.keys import RotationError
+
+    grace_period = _duration(grace, "--grace")
+    assert grace_period is not None
+    lifetime = _duration(expires_in, "--expires-in")
+    try:
+        old, successor = asyncio.run(_rotate_key(_settings(), key, grace_period, lifetime))
+    except RotationError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"rotated key {old.id} ({old.name}): it {_expiry(old)};"
+        f" its successor is {successor.info.id}"
+        + (f" and {_expiry(successor.info)}" if successor.info.expires_at else "")
+    )
+    console.print("Store it now; it cannot be shown again:")
+    print(successor.secret)
+
+
+async def _rotate_key(
+    settings: Settings, key: str, grace: timedelta, expires_in: timedelta | None
+) -> tuple[ApiKeyInfo, CreatedKey]:
+    import asyncpg
+
+    from app.api.keys import rotate_key
+
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        return await rotate_key(connection, key, grace=grace, expires_in=expires_in)
     finally:
         await connection.close()
 
@@ -339,7 +416,7 @@ async def _create_key(
 @keys_cli.command("list")
 def keys_list() -> None:
     """List API keys (never their secrets), one tab-separated line each."""
-    print("id\tname\tprefix\tscopes\tdistricts\tcreated\tlast_used\trevoked")
+    print("id\tname\tprefix\tscopes\tdistricts\tcreated\tlast_used\trevoked\texpires\treplaced_by")
     for key in asyncio.run(_list_keys(_settings())):
         fields = [
             str(key.id),
@@ -350,6 +427,8 @@ def keys_list() -> None:
             key.created_at.isoformat(timespec="seconds"),
             key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "-",
             key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-",
+            key.expires_at.isoformat(timespec="seconds") if key.expires_at else "-",
+            str(key.replaced_by) if key.replaced_by else "-",
         ]
         print("\t".join(fields))
 

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api import (
+    audit,
     changes,
     courses,
     districts,
@@ -28,9 +29,12 @@ from app.api import (
     warnings,
     webhooks,
 )
+from app.api.access import AccessMiddleware
 from app.api.auth import KeyCache
 from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
+from app.api.limits import Limits
 from app.api.problems import document_problems, install_problem_handlers
+from app.audit import AuditLog
 from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool
 from app.observability.metrics import MetricsMiddleware
@@ -54,6 +58,10 @@ class AppState(TypedDict):
     pool: asyncpg.Pool
     reads: asyncpg.Pool
     keys: KeyCache
+    # Rate limits and lock-outs, counted in Redis across API processes.
+    limits: Limits
+    # The audit trail's buffer, written to Postgres every second.
+    audit: AuditLog
     # Which Clever token serves which district: learned once, refreshed at most every few
     # minutes, so asking for a district's first sync rarely reaches Clever.
     tokens: DistrictTokens
@@ -84,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(
             settings, min_size=0, max_size=WRITE_POOL_SIZE, application_name="roster-api"
         )
+        audit_log = AuditLog(pool)
+        audit_log.start()
         try:
             yield {
                 "settings": settings,
@@ -93,9 +103,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "pool": pool,
                 "reads": reads,
                 "keys": KeyCache(settings.api_key_cache_seconds),
+                "limits": Limits(
+                    redis,
+                    per_minute=settings.api_rate_limit_per_minute,
+                    failures_before_lockout=settings.api_auth_failures_before_lockout,
+                    lockout_seconds=settings.api_auth_lockout_seconds,
+                ),
+                "audit": audit_log,
                 "tokens": DistrictTokens(settings),
             }
         finally:
+            await audit_log.stop()
             await pool.close()
             await reads.close()
             await redis.aclose()
@@ -125,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.api_max_body_bytes,
         timeout_seconds=settings.api_body_timeout_seconds,
     )
+    app.add_middleware(AccessMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
@@ -143,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warnings.router,
         changes.router,
         webhooks.router,
+        audit.router,
     ):
         app.include_router(router)
     return app

@@ -168,6 +168,31 @@ class Settings(BaseSettings):
         description="How long an API process trusts a key it has looked up; a revoked key "
         "stops working within this time.",
     )
+    api_rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests an API key may make per clock minute, counted across every API "
+        "process in Redis (429 with Retry-After beyond). 0: no limit.",
+    )
+    api_auth_failures_before_lockout: int = Field(
+        default=20,
+        ge=0,
+        description="Unknown, revoked or expired keys a client address may present within "
+        "API_AUTH_LOCKOUT_SECONDS before it is refused (429) for the rest of that time. "
+        "0: no lock-out.",
+    )
+    api_auth_lockout_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=86400,
+        description="The window over which bad keys are counted, and so the longest lock-out.",
+    )
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        le=36500,
+        description="How long the audit trail of key use is kept; a daily job prunes older events.",
+    )
     api_pool_size: int = Field(
         default=32,
         ge=1,

@@ -124,7 +124,16 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, redis_url: str) -> Settings:
-    return Settings(database_url=database_url, redis_url=redis_url, _env_file=None)
+    """The suite's settings. Rate limits and lock-outs are off: the suite makes thousands of
+    requests with one key, and many with bad keys, from one address; `test_limits.py` turns
+    them on."""
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        api_rate_limit_per_minute=0,
+        api_auth_failures_before_lockout=0,
+        _env_file=None,
+    )
 
 
 @pytest.fixture(scope="session")

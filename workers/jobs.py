@@ -15,6 +15,7 @@ from arq.cron import CronJob, cron
 from arq.worker import Retry, func
 from sqlalchemy import text
 
+from app import audit
 from app.history import webhooks
 from app.history.prune import prune
 from app.settings import Settings, parse_cron
@@ -199,6 +200,15 @@ async def prune_history(ctx: dict[str, Any]) -> int:
     return pruned.deleted
 
 
+async def prune_audit(ctx: dict[str, Any]) -> int:
+    """Delete audit events older than AUDIT_RETENTION_DAYS (daily); how many went."""
+    deps: SyncDeps = ctx["sync"]
+    async with deps.pool.acquire() as connection:
+        deleted = await audit.prune(connection, retention_days=ctx["settings"].audit_retention_days)
+    logger.info("audit trail pruned", extra={"deleted": deleted})
+    return deleted
+
+
 async def dispatch_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
     """Send the webhooks their new changes (every 10 s, and after each successful run)."""
     deps: SyncDeps = ctx["sync"]
@@ -235,7 +245,8 @@ FUNCTIONS: list[Any] = [
 def cron_jobs(settings: Settings) -> list[CronJob]:
     """Full syncs of every district on SYNC_FULL_CRON (UTC); the events poll every 30 s,
     which queues the districts due after SYNC_EVENTS_INTERVAL_SECONDS; the reaper of dead
-    runs every minute (and when the worker starts); the change log's prune daily at 04:30;
+    runs every minute (and when the worker starts); the change log's prune daily at 04:30
+    and the audit trail's at 04:40;
     the webhooks' dispatch every 10 s."""
     minute, hour, day, month, weekday = parse_cron(settings.sync_full_cron)
     return [
@@ -259,6 +270,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         ),
         cron(reap_runs, name="reap_runs", second={15}, unique=True, run_at_startup=True),
         cron(prune_history, name="prune_history", hour={4}, minute={30}, unique=True),
+        cron(prune_audit, name="prune_audit", hour={4}, minute={40}, unique=True),
         cron(
             dispatch_webhooks,
             name="dispatch_webhooks_tick",

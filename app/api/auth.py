@@ -1,16 +1,24 @@
 """Who is calling: bearer API keys, their scopes and the districts they may see.
 
-Every endpoint but health takes one of the `*Access` dependencies below. A missing or unknown
-key is 401, a key without the scope 403; a district the key may not see is answered 404 by
-the endpoints, exactly as an id that does not exist.
+Every endpoint but health takes one of the `*Access` dependencies below. A missing, unknown,
+revoked or expired key is 401, a key without the scope 403; a district the key may not see
+is answered 404 by the endpoints, exactly as an id that does not exist. A key over its rate
+limit, or an address locked out after too many bad keys, is 429 (`app.api.limits`).
+
+Who called is left in the request's state (`Caller`) for the audit trail and the
+`RateLimit-*` headers, which `AccessMiddleware` (`app.api.access`) writes once the answer is
+known.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -18,8 +26,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.keys import KeyGrant, Scope, digest, find_key
+from app.api.limits import Limits, Quota
 from app.api.problems import VALIDATION_RESPONSE, Problem, ProblemError
 from app.api.query import reject_unknown_query_parameters
+
+logger = logging.getLogger(__name__)
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -28,8 +39,13 @@ bearer = HTTPBearer(
 )
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No API key, or an unknown or revoked one."},
+    401: {"model": Problem, "description": "No API key, or an unknown, revoked or expired one."},
     403: {"model": Problem, "description": "The API key lacks the scope this endpoint needs."},
+    429: {
+        "model": Problem,
+        "description": "The key's requests this minute are spent, or the client's address is"
+        " locked out after too many bad keys; `Retry-After` says when to try again.",
+    },
     # Declared for every keyed endpoint, so FastAPI does not document its own (differently
     # shaped) validation error for those that take parameters.
     422: VALIDATION_RESPONSE,
@@ -109,12 +125,25 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+@dataclass
+class Caller:
+    """Who a request came from, as far as authentication got: what the audit trail keeps."""
+
+    client: str
+    key_id: uuid.UUID | None = None
+    quota: Quota | None = None
+
+
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 
 async def authenticate(request: Request, credentials: BearerCredentials) -> Principal:
+    caller = Caller(client=request.client.host if request.client else "unknown")
+    request.state.caller = caller
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    limits: Limits = request.state.limits
+    await limits.check_lockout(caller.client)
     pool: asyncpg.Pool = request.state.reads
     cache: KeyCache = request.state.keys
 
@@ -123,8 +152,14 @@ async def authenticate(request: Request, credentials: BearerCredentials) -> Prin
             return await find_key(connection, secret)
 
     grant = await cache.get(credentials.credentials, load)
-    if grant is None:
-        raise _unauthorized("The API key is unknown or revoked.")
+    # A cached grant may have expired since it was looked up.
+    if grant is None or (grant.expires_at is not None and grant.expires_at <= datetime.now(UTC)):
+        await limits.failed(caller.client)
+        # Never the presented secret, not even its first characters.
+        logger.warning("authentication failed", extra={"client": caller.client})
+        raise _unauthorized("The API key is unknown, revoked or expired.")
+    caller.key_id = grant.key_id
+    caller.quota = await limits.admit(str(grant.key_id))
     return Principal(grant)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.auth import AUTH_RESPONSES, Principal, ReadAccess, SyncAccess
 from app.api.deps import DistrictFilter, ReaderDep, not_found
-from app.api.pagination import PageDep, encode_cursor, in_utc, invalid_cursor
+from app.api.pagination import DEFAULT_LIMIT, Limit
 from app.api.problems import Problem, ProblemError, not_found_responses
 from app.api.schemas import Page
 from app.api.sync_schemas import (
@@ -146,10 +146,21 @@ async def create_sync(
     return await _run_or_404(pool, requested.run_id, None)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RunCursor = Annotated[
+    str | None,
+    Query(
+        pattern=r"^\d{1,16}-[0-9a-f]{32}$",
+        description="`next_cursor` of the previous page.",
+    ),
+]
+
+
 @router.get("/sync/runs", name="sync-runs-list", response_model=Page[SyncRun])
 async def list_runs(
     reader: ReaderDep,
-    page: PageDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: RunCursor = None,
     district_id: DistrictFilter = None,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     include_idle: Annotated[
@@ -168,18 +179,17 @@ async def list_runs(
         conditions.append(f"district_id = {params.add(district_id)}")
     if status is not None:
         conditions.append(f"status = {params.add(status.value)}")
-    if page.after is not None:
-        created_at, run_id = _run_position(page.after)
+    if cursor is not None:
+        created_at, run_id = _run_position(cursor)
         conditions.append(f"(created_at, id) < ({params.add(created_at)}, {params.add(run_id)})")
     records = await reader.connection.fetch(
         f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs {where(conditions)}"
-        f" ORDER BY created_at DESC, id DESC LIMIT {params.add(page.limit + 1)}",
+        f" ORDER BY created_at DESC, id DESC LIMIT {params.add(limit + 1)}",
         *params.values,
     )
-    shown = [_run(record) for record in records[: page.limit]]
-    more = len(records) > page.limit
-    cursor = encode_cursor(f"{shown[-1].created_at.isoformat()}/{shown[-1].id}") if more else None
-    return Page[SyncRun](data=shown, next_cursor=cursor)
+    shown = [_run(record) for record in records[:limit]]
+    more = len(records) > limit
+    return Page[SyncRun](data=shown, next_cursor=_run_cursor(shown[-1]) if more else None)
 
 
 @router.get(
@@ -292,13 +302,13 @@ def _not_held(run_id: uuid.UUID, status: str | None) -> ProblemError:
     )
 
 
-def _run_position(key: str) -> tuple[datetime, uuid.UUID]:
+def _run_cursor(run: SyncRun) -> str:
+    """`<microseconds since 1970 UTC>-<run id as hex>`: every string of this shape is a
+    position in the runs' order (newest first)."""
+    return f"{(run.created_at - _EPOCH) // timedelta(microseconds=1)}-{run.id.hex}"
+
+
+def _run_position(cursor: str) -> tuple[datetime, uuid.UUID]:
     """The (created_at, id) a runs cursor points after."""
-    created_at, _, run_id = key.partition("/")
-    try:
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("a runs cursor carries an offset")
-        return in_utc(moment), uuid.UUID(run_id)
-    except ValueError:
-        raise invalid_cursor() from None
+    micros, _, run_id = cursor.partition("-")
+    return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=run_id)

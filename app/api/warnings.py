@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from app.api.auth import AUTH_RESPONSES, Principal
 from app.api.deps import DistrictFilter, ReaderDep
-from app.api.pagination import PageDep, encode_cursor, invalid_cursor
+from app.api.pagination import DEFAULT_LIMIT, IdCursor, Limit
 from app.api.schemas import Page
 from app.api.sync_schemas import DataWarning, WarningCount, WarningSummary
 from app.mirror.queries.sql import Params, where
@@ -36,7 +36,8 @@ def _visible(principal: Principal, district_id: str | None) -> tuple[Params, lis
 @router.get("/data-warnings", name="data-warnings-list", response_model=Page[DataWarning])
 async def list_warnings(
     reader: ReaderDep,
-    page: PageDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: IdCursor = None,
     district_id: DistrictFilter = None,
     entity: Annotated[Entity | None, Query(description="Only warnings about this kind.")] = None,
     code: Annotated[
@@ -55,16 +56,16 @@ async def list_warnings(
         conditions.append(f"code = {params.add(code)}")
     if resolved is not None:
         conditions.append(f"(resolved_at IS NOT NULL) = {params.add(resolved)}")
-    if page.after is not None:
-        conditions.append(f"id > {params.add(_warning_position(page.after))}")
+    if cursor is not None:
+        conditions.append(f"id > {params.add(cursor)}")
     records = await reader.connection.fetch(
         f"SELECT {_COLUMNS} FROM data_warnings {where(conditions)}"
-        f" ORDER BY id LIMIT {params.add(page.limit + 1)}",
+        f" ORDER BY id LIMIT {params.add(limit + 1)}",
         *params.values,
     )
-    shown = [DataWarning.model_validate(dict(record)) for record in records[: page.limit]]
-    cursor = encode_cursor(str(shown[-1].id)) if len(records) > page.limit else None
-    return Page[DataWarning](data=shown, next_cursor=cursor)
+    shown = [DataWarning.model_validate(dict(record)) for record in records[:limit]]
+    more = len(records) > limit
+    return Page[DataWarning](data=shown, next_cursor=str(shown[-1].id) if more else None)
 
 
 @router.get("/data-warnings/summary", name="data-warnings-summary", response_model=WarningSummary)
@@ -81,11 +82,3 @@ async def summarize_warnings(
         *params.values,
     )
     return WarningSummary(data=[WarningCount.model_validate(dict(r)) for r in records])
-
-
-def _warning_position(key: str) -> int:
-    """The warning id a cursor points after."""
-    # Warning ids are Postgres bigints: anything larger could only be forged.
-    if not (key.isascii() and key.isdigit() and len(key) <= 19 and int(key) < 2**63):
-        raise invalid_cursor()
-    return int(key)

@@ -513,6 +513,34 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime | None = _timestamp(required=True)
     last_used_at: datetime | None = _timestamp()
     revoked_at: datetime | None = _timestamp()
+    # None: the key never expires. A rotated key expires at the end of its grace period.
+    expires_at: datetime | None = _timestamp()
+    # The key issued to succeed this one by a rotation.
+    replaced_by: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    """One request that presented an API key, or failed to: which key, which route, what
+    status. Never the query, the body or the presented secret."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "at"), Index(None, "key_id", "at"))
+
+    id: int | None = Field(
+        default=None,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+        primary_key=True,
+    )
+    at: datetime | None = _timestamp(required=True)
+    # None for a failed authentication (no key, or one that is unknown, revoked or expired).
+    key_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    method: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    # The route's path template (`/v1/users/{user_id}`), never the path with its ids.
+    route: str = Field(sa_type=Text, sa_column_kwargs={"nullable": False})
+    status: int = Field(sa_type=SmallInteger, sa_column_kwargs={"nullable": False})
+    # The client's address, kept for failed authentications only.
+    client: str | None = _text()
 
 
 # --- Local data: written by the API, never by a sync ----------------------------------------

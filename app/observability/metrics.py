@@ -20,7 +20,7 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's path template (`/v1/users/{user_id}`), so labels stay bounded.
 
     The router records the route it matched in the scope; unmatched paths share one label.
@@ -51,7 +51,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_template(scope)
+            route = route_template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(route, method, str(status)).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from datetime import timedelta
 
 import asyncpg
 
@@ -76,3 +77,52 @@ def test_unknown_scope_and_unknown_key_fail_clearly(settings: Settings) -> None:
     missing = _roster(settings, "revoke", "rk_nothing")
     assert missing.returncode == 1
     assert "no key" in missing.stderr
+
+
+async def test_a_key_created_to_expire_is_rotated_to_a_successor(settings: Settings) -> None:
+    created = _roster(
+        settings, "create", "--name", "rota app", "--scope", "roster:read", "--expires-in", "90d"
+    )
+    assert created.returncode == 0, created.stderr
+    assert "expires" in created.stderr + created.stdout
+    old_secret = created.stdout.strip().splitlines()[-1]
+
+    rotated = _roster(settings, "rotate", old_secret[:10], "--grace", "2d")
+    assert rotated.returncode == 0, rotated.stderr
+    new_secret = rotated.stdout.strip().splitlines()[-1]
+    assert new_secret.startswith("rk_") and new_secret != old_secret
+
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        old = await connection.fetchrow(
+            "SELECT id, expires_at - now() AS left, replaced_by FROM api_keys WHERE prefix = $1",
+            old_secret[:10],
+        )
+        new = await connection.fetchrow(
+            "SELECT id, name, expires_at - created_at AS lifetime FROM api_keys WHERE prefix = $1",
+            new_secret[:10],
+        )
+        assert old is not None and new is not None
+        assert old["replaced_by"] == new["id"] and new["name"] == "rota app"
+        assert timedelta(days=1, hours=23) < old["left"] <= timedelta(days=2)
+        assert new["lifetime"] == timedelta(days=90)
+        # Both work during the grace period.
+        assert await find_key(connection, old_secret) is not None
+        assert await find_key(connection, new_secret) is not None
+
+        again = _roster(settings, "rotate", str(old["id"]))
+        assert again.returncode == 1 and "rotated already" in again.stderr
+        listed = _roster(settings, "list")
+        line = next(line for line in listed.stdout.splitlines() if line.startswith(str(old["id"])))
+        assert line.split("\t")[-1] == str(new["id"])
+    finally:
+        await connection.execute("DELETE FROM api_keys WHERE name = 'rota app'")
+        await connection.close()
+
+
+def test_a_bad_duration_is_named(settings: Settings) -> None:
+    bad = _roster(
+        settings, "create", "--name", "x", "--scope", "roster:read", "--expires-in", "soon"
+    )
+    assert bad.returncode == 2
+    assert "--expires-in" in bad.stderr and "90d" in bad.stderr

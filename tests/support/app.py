@@ -13,13 +13,13 @@ from app.settings import Settings
 
 
 @asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app built from `settings`, lifespan included, for the block."""
+async def app_client(
+    settings: Settings, *, client_address: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app built from `settings`, lifespan included, for the block; its
+    requests come from `client_address`."""
     app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
-        yield client
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=(client_address, 123))
+        async with httpx.AsyncClient(transport=transport, base_url="http://roster.test") as client:
+            yield client
