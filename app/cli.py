@@ -528,6 +528,14 @@ def sandbox(
     no_events: Annotated[
         bool, typer.Option("--no-events", help="Answer /events with 403.")
     ] = False,
+    messy: Annotated[
+        bool,
+        typer.Option(
+            "--messy",
+            help="Also serve values Clever's schema rejects (dob 'unknown', relationships"
+            " outside its enums), as real districts send.",
+        ),
+    ] = False,
 ) -> None:
     """Serve a fake Clever v3 API with generated districts; prints the URL and tokens."""
     from sandbox.faults import FaultConfig
@@ -540,6 +548,7 @@ def sandbox(
         seed=seed,
         districts=districts,
         events_enabled=not no_events,
+        messy=messy,
         faults=FaultConfig(
             latency_ms=latency_ms,
             rate_limit_every=rate_limit_every,

@@ -134,6 +134,10 @@ class DistrictConfig:
     rates: EdgeRates | None = None
     events_enabled: bool = True
     name: str | None = None
+    # Also values Clever's own schema rejects (`dob: "unknown"`, relationships outside its
+    # enums): what real districts send all the same. Off, every record is valid under
+    # Clever's OpenAPI schema, though still full of edge cases.
+    messy: bool = False
 
     @property
     def spec(self) -> SizeSpec:

@@ -182,7 +182,12 @@ class SandboxDistrict:
         self.config = config
         self.codec = IdCodec(config.seed)
         self.generator = Generator(
-            config.spec, config.effective_rates, config.seed, self.codec, config.name
+            config.spec,
+            config.effective_rates,
+            config.seed,
+            self.codec,
+            config.name,
+            messy=config.messy,
         )
         self.layout = self.generator.layout
         self.id = self.generator.district_id

@@ -81,14 +81,22 @@ _DISABILITIES = (
     ("sld", "Specific learning disability"), ("sli", "Speech or language impairment"),
     ("aut", "Autism"), ("ohi", "Other health impairment"), ("dd", "Developmental delay"),
 )  # fmt: skip
-_INVALID_DOBS = ("2013-04-05", "04/31/2013", "13/45/2012", "5/6/13", "unknown", "0/0/0000")
+# Dates of birth that are no date: of the pattern Clever documents (M/D/YYYY), and, for a
+# messy district, of none.
+_INVALID_DOBS = ("04/31/2013", "13/45/2012", "0/0/0000", "2/30/2014")
+_MESSY_DOBS = (*_INVALID_DOBS, "2013-04-05", "5/6/13", "unknown")
 _RELATIONSHIPS = (
     ("Parent", "Parent/Guardian"), ("Parent", "Primary"), ("Grandparent", "Emergency"),
     ("Aunt/Uncle", "Family"), ("Parent", "Secondary"), ("Other", "Other"), ("Sibling", ""),
 )  # fmt: skip
+# Odd but within Clever's enums; a messy district also sends values outside them.
 _ODD_RELATIONSHIPS = (
+    ("Self", "Primary"), ("", ""), ("Other", "Emergency"), ("Sibling", "Parent/Guardian"),
+)  # fmt: skip
+_MESSY_RELATIONSHIPS = (
+    *_ODD_RELATIONSHIPS,
     ("Step-Parent", "Legal Guardian"), ("Foster Parent", "guardian"), ("", "emergency contact"),
-    ("Self", "Primary"), ("Neighbor", "Other"), ("parent", "PARENT/GUARDIAN"),
+    ("Neighbor", "Other"), ("parent", "PARENT/GUARDIAN"),
 )  # fmt: skip
 _PHONE_TYPES = ("Cell", "Home", "Work", "Other", "")
 _LONG_LAST: tuple[str, ...] = tuple(
@@ -192,9 +200,13 @@ class Generator:
         seed: int,
         codec: IdCodec,
         district_name: str | None = None,
+        *,
+        messy: bool = False,
     ) -> None:
         self.spec = spec
         self.rates = rates
+        self._invalid_dobs = _MESSY_DOBS if messy else _INVALID_DOBS
+        self._odd_relationships = _MESSY_RELATIONSHIPS if messy else _ODD_RELATIONSHIPS
         self.seed = seed
         self.codec = codec
         self.layout = layout = Layout(spec, rates, seed)
@@ -564,7 +576,7 @@ class Generator:
             else:
                 role["grade"] = ""
         if flags & INVALID_DOB:
-            role["dob"] = _INVALID_DOBS[(h >> 52) % len(_INVALID_DOBS)]
+            role["dob"] = self._invalid_dobs[(h >> 52) % len(self._invalid_dobs)]
         if flags & UNKNOWN_FIELDS:
             record["sis_custom"] = {"homeroom": "B12", "bus_route": (h >> 20) % 40}
             role["x_local_id"] = f"L{(h >> 24) % 100000:05d}"
@@ -711,7 +723,7 @@ class Generator:
         student_h = mix64(self._student_key ^ students[0])
         last = (student_h >> 8) % len(LAST_NAMES) if h & 3 else (h >> 8) % len(LAST_NAMES)
         first = h % len(FIRST_NAMES)
-        shapes = _ODD_RELATIONSHIPS if flags & ODD_RELATIONSHIP else _RELATIONSHIPS
+        shapes = self._odd_relationships if flags & ODD_RELATIONSHIP else _RELATIONSHIPS
         relationships = []
         for position, student in enumerate(students):
             relationship, kind = shapes[((h >> 16) + position) % len(shapes)]

@@ -74,11 +74,14 @@ class SandboxConfig:
         rates: EdgeRates | None = None,
         events_enabled: bool = True,
         faults: FaultConfig | None = None,
+        messy: bool = False,
         **credentials: str,
     ) -> SandboxConfig:
         """`districts` districts of one size; district k uses seed `seed + k`."""
         configs = tuple(
-            DistrictConfig(size=size, seed=seed + k, rates=rates, events_enabled=events_enabled)
+            DistrictConfig(
+                size=size, seed=seed + k, rates=rates, events_enabled=events_enabled, messy=messy
+            )
             for k in range(districts)
         )
         return cls(districts=configs, faults=faults or FaultConfig(), **credentials)
@@ -488,6 +491,7 @@ def serve(
     api_version: str = "v3.1",
     faults: FaultConfig | None = None,
     events_enabled: bool = True,
+    messy: bool = False,
     client_id: str = "sandbox-client-id",
     client_secret: str = "sandbox-client-secret",
     admin_secret: str = "sandbox-admin-secret",
@@ -505,6 +509,7 @@ def serve(
         districts=districts,
         events_enabled=events_enabled,
         faults=faults,
+        messy=messy,
         client_id=client_id,
         client_secret=client_secret,
         admin_secret=admin_secret,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from sandbox.ids import BASE_GENERATION, ROLE_OF_CODE, Code
@@ -76,11 +77,19 @@ EDGE_CASES: tuple[str, ...] = (
 
 
 def _valid_dob(value: Any) -> bool:
-    match = _DOB.fullmatch(value) if isinstance(value, str) else None
-    if not match:
+    """A day of the calendar, as M/D/YYYY (Clever's form) or an ISO date."""
+    if not isinstance(value, str):
         return False
-    month, day, _ = (int(part) for part in match.groups())
-    return 1 <= month <= 12 and 1 <= day <= 31
+    match = _DOB.fullmatch(value)
+    try:
+        if match:
+            month, day, year = (int(part) for part in match.groups())
+            date(year, month, day)
+        else:
+            date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _role(record: Record) -> Record:
@@ -397,7 +406,7 @@ class Truth:
             "users",
             "contact",
             lambda r: any(
-                item.get("relationship") not in _RELATIONSHIPS
+                item.get("relationship") not in _RELATIONSHIPS - {"Self", ""}
                 or item.get("type") not in _RELATIONSHIP_TYPES
                 for item in _role(r).get("student_relationships") or []
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import random
 import time
@@ -187,8 +188,8 @@ class Requester:
             message = f"Clever refused the request{': ' + detail if detail else ''}"
             raise CleverRequestError(message, method="GET", path=path, status=status)
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
+            body = decode_json(response.content)
+        except ValueError as exc:
             return _Failure(reason="undecodable JSON body", status=status, cause=exc)
         if not isinstance(body, dict):
             raise CleverRequestError(
@@ -247,6 +248,37 @@ def _log_fields(path: str, status: int | None, retry: int, wait: float) -> dict[
         "retry": retry,
         "wait_seconds": round(wait, 3),
     }
+
+
+def decode_json(content: bytes) -> Any:
+    """A JSON body; ValueError when it is none (truncated, not UTF-8, nested too deep).
+
+    orjson reads nearly every body. What it refuses but the standard library reads, string
+    escapes of lone surrogates (`"\\ud800"`, which no UTF-8 text can hold), is read with
+    those replaced by U+FFFD, so one such value does not make a whole page unreadable.
+    """
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as error:
+        first = error
+    try:
+        return _without_lone_surrogates(json.loads(content))
+    except (ValueError, RecursionError):
+        raise first from None
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:

@@ -156,6 +156,23 @@ async def _dedupe(connection: asyncpg.Connection, staging: Staging, entity: str)
         WHERE s.ctid = ranked.ctid AND ranked.rank > 1
         """
     )
+    # The copies' links were all staged: one per key is kept (the last staged), so their
+    # upsert does not meet a key twice either.
+    for spec in LINKS:
+        if spec.owner_entity != entity:
+            continue
+        keys = ", ".join(spec.keys)
+        link = staging.table(spec.table)
+        await connection.execute(
+            f"""
+            DELETE FROM {link} s USING (
+                SELECT ctid, row_number() OVER (PARTITION BY {keys} ORDER BY ctid DESC) AS rank
+                FROM {link} WHERE {spec.keys[0]} = ANY($1::text[])
+            ) ranked
+            WHERE s.ctid = ranked.ctid AND ranked.rank > 1
+            """,
+            [row["id"] for row in duplicates],
+        )
     await connection.executemany(
         f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
         " VALUES ($1, $2, 'id', 'duplicate_record', $3)",

@@ -467,7 +467,7 @@ async def _known_digests(
     with an open `unknown_*` or `foreign_reference` warning are left out so their links are
     checked again: what they referenced may have been shared (or moved) since.
     """
-    ids = [raw["id"] for raw in page.raw_records if isinstance(raw.get("id"), str)]
+    ids = [raw["id"] for raw in page.raw_records if normalize.is_record_id(raw.get("id"))]
     if not ids or collection == "districts":  # one record, not worth a query
         return {}
     rows = await connection.fetch(

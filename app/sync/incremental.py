@@ -38,7 +38,7 @@ from app.clever.errors import CleverEventsUnavailable
 from app.local.sensitive import hold_flag, settle_after_merge
 from app.mirror import merge
 from app.mirror.staging import DELETIONS, ENTITY_KINDS, Staging
-from app.sync import cursors, runs
+from app.sync import cursors, normalize, runs
 from app.sync.full import (
     COLLECTIONS,
     Batch,
@@ -348,7 +348,7 @@ def _event_batch(page: Page[Any], district_id: str, sensitive: bool) -> _EventBa
         if collection not in COLLECTIONS or action not in ACTIONS:
             events["skipped"] += 1
             continue
-        if not isinstance(record, dict) or not isinstance(record_id, str) or not record_id:
+        if not isinstance(record, dict) or not normalize.is_record_id(record_id):
             events["invalid"] += 1
             continue
         if collection == "districts" and (record_id != district_id or action == "deleted"):

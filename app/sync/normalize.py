@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -23,6 +23,13 @@ NORMALIZATION_VERSION = b"1"
 
 # Clever's advice: 255 characters is a safe limit; longer values are stored and flagged.
 LONG_STRING = 255
+# Ids are keys of Postgres indexes, which hold entries of about 2.7 KB at most: a longer id
+# (Clever's are 24 characters) is no id the mirror can keep.
+MAX_ID_LENGTH = 255
+# Emails longer than any address may be (RFC 5321: 254) are kept as given but not indexed.
+MAX_EMAIL_LENGTH = 320
+# JSON nested deeper than this is cut from `raw` (orjson writes at most 254 levels).
+MAX_RAW_DEPTH = 128
 
 SENSITIVE_STUDENT_FIELDS = (
     "iep_status",
@@ -87,7 +94,8 @@ class Collector:
 
 
 def clean_text(value: Any, collector: Collector, field_name: str) -> str | None:
-    """Trim and NFC-normalize a string; blank becomes None; other types become their text."""
+    """Trim and NFC-normalize a string; blank becomes None; other types become their text.
+    NUL characters, which Postgres text cannot hold, are removed (with a warning)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -95,6 +103,9 @@ def clean_text(value: Any, collector: Collector, field_name: str) -> str | None:
             collector.warn(field_name, "invalid_type", f"expected text, got {type(value).__name__}")
             return None
         value = str(value)
+    if "\x00" in value:
+        collector.warn(field_name, "invalid_character", "NUL characters removed")
+        value = value.replace("\x00", "")
     text: str = value.strip()
     if not text.isascii():  # ASCII is already NFC; most values are, and the check is cheap
         text = unicodedata.normalize("NFC", text)
@@ -110,6 +121,9 @@ def clean_email(value: Any, collector: Collector) -> tuple[str | None, str | Non
     email = clean_text(value, collector, "email")
     if email is None:
         return None, None, None
+    if len(email) > MAX_EMAIL_LENGTH:
+        collector.warn("email", "invalid_email", f"{len(email)} characters: no email address")
+        return email, None, False
     normalized = email.lower()
     valid = _EMAIL.match(normalized) is not None
     if not valid:
@@ -191,13 +205,21 @@ def parse_flag(value: Any) -> bool | None:
 
 
 def as_id(value: Any) -> str | None:
-    """A Clever id reference: a non-blank string (numbers accepted), else None."""
+    """A Clever id reference: a non-blank string (numbers accepted) of at most
+    MAX_ID_LENGTH characters and without NUL, else None."""
     if isinstance(value, str):
         value = value.strip()
+        if len(value) > MAX_ID_LENGTH or "\x00" in value:
+            return None
         return value or None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
+
+
+def is_record_id(value: Any) -> TypeGuard[str]:
+    """Whether `value` can be a record's id (`as_id` then gives it, trimmed)."""
+    return isinstance(value, str) and as_id(value) is not None
 
 
 def id_list(value: Any) -> list[str]:
@@ -244,8 +266,17 @@ class Normalized:
 
 
 def _skip(entity: str, raw: Any) -> Normalized:
-    detail = "record has no id" if isinstance(raw, dict) else "record is not an object"
-    return invalid_record(entity, detail)
+    if not isinstance(raw, dict):
+        return invalid_record(entity, "record is not an object")
+    given = raw.get("id")
+    if isinstance(given, str) and given.strip():
+        reason = (
+            f"id of {len(given)} characters (at most {MAX_ID_LENGTH})"
+            if len(given.strip()) > MAX_ID_LENGTH
+            else "id contains a NUL character"
+        )
+        return Normalized(None, [DataIssue(entity, None, "id", "invalid_id", reason)])
+    return invalid_record(entity, "record has no id")
 
 
 def invalid_record(entity: str, reason: str) -> Normalized:
@@ -253,9 +284,64 @@ def invalid_record(entity: str, reason: str) -> Normalized:
     return Normalized(None, [DataIssue(entity, None, "id", "missing_id", reason)])
 
 
-def _common(raw: dict[str, Any], *flags: bool) -> tuple[datetime | None, bytes, bytes]:
+def encode_raw(raw: Any) -> tuple[bytes, bool]:
+    """The JSON stored as `raw`, and whether the record had to be changed to be stored.
+
+    Postgres jsonb holds no NUL character and JSON can hold no lone surrogate; orjson writes
+    neither integers beyond 64 bits nor more than 254 levels of nesting. Such records are
+    kept with NUL removed, lone surrogates and huge integers as text, and nesting deeper
+    than MAX_RAW_DEPTH replaced by a marker.
+    """
+    try:
+        encoded = orjson.dumps(raw)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_storable(raw, 0)), True
+    if b"\\u0000" in encoded:
+        storable = _storable(raw, 0)
+        return orjson.dumps(storable), storable != raw
+    return encoded, False
+
+
+_TOO_DEEP = "[nested too deep to store]"
+
+
+def _storable(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, bool | float) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if depth >= MAX_RAW_DEPTH:
+        return _TOO_DEEP
+    if isinstance(value, dict):
+        return {_storable_text(str(k)): _storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(item, depth + 1) for item in value]
+    return str(value)
+
+
+def _storable_text(text: str) -> str:
+    text = text.replace("\x00", "")
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _common(
+    raw: dict[str, Any], collector: Collector, *flags: bool
+) -> tuple[datetime | None, bytes, bytes]:
     """`source_last_modified`, `content_hash` and the raw JSON, shared by every entity."""
-    encoded = orjson.dumps(raw)
+    encoded, changed = encode_raw(raw)
+    if changed:
+        collector.warn(
+            "raw",
+            "unstorable_value",
+            "NUL characters, lone surrogates, huge numbers or deep"
+            " nesting were changed to store the record",
+        )
     return parse_timestamp(raw.get("last_modified")), content_hash(encoded, *flags), encoded
 
 
@@ -271,7 +357,7 @@ def normalize_district(raw: Any) -> Normalized:
     if record_id is None:
         return _skip("districts", raw)
     c = Collector("districts", record_id)
-    modified, digest, encoded = _common(raw)
+    modified, digest, encoded = _common(raw, c)
     row = (
         record_id,
         clean_text(raw.get("name"), c, "name"),
@@ -306,7 +392,7 @@ def normalize_school(raw: Any) -> Normalized:
     c = Collector("schools", record_id)
     principal = _mapping(raw.get("principal"))
     location = _mapping(raw.get("location"))
-    modified, digest, encoded = _common(raw)
+    modified, digest, encoded = _common(raw, c)
     name = clean_text(raw.get("name"), c, "name")
     if name is None:
         c.warn("name", "missing_name")
@@ -344,7 +430,7 @@ def normalize_term(raw: Any) -> Normalized:
     if record_id is None:
         return _skip("terms", raw)
     c = Collector("terms", record_id)
-    modified, digest, encoded = _common(raw)
+    modified, digest, encoded = _common(raw, c)
     start = parse_date(raw.get("start_date"), c, "start_date")
     end = parse_date(raw.get("end_date"), c, "end_date")
     if start and end and end < start:
@@ -361,7 +447,7 @@ def normalize_course(raw: Any) -> Normalized:
     if record_id is None:
         return _skip("courses", raw)
     c = Collector("courses", record_id)
-    modified, digest, encoded = _common(raw)
+    modified, digest, encoded = _common(raw, c)
     name = clean_text(raw.get("name"), c, "name")
     if name is None:
         c.warn("name", "missing_name")
@@ -410,7 +496,7 @@ def normalize_user(raw: Any, *, sensitive_enabled: bool) -> Normalized:
         return _skip("users", raw)
     c = Collector("users", record_id)
     kept = raw if sensitive_enabled else _strip_sensitive(raw)
-    modified, digest, encoded = _common(kept, sensitive_enabled)
+    modified, digest, encoded = _common(kept, c, sensitive_enabled)
     roles_obj = _mapping(raw.get("roles"))
     roles = [role for role in USER_ROLES if isinstance(roles_obj.get(role), dict)]
     if not roles:
@@ -492,7 +578,7 @@ def normalize_user(raw: Any, *, sensitive_enabled: bool) -> Normalized:
         parse_dob(student.get("dob"), c) if "student" in roles else None,
         clean_text(student.get("gender"), c, "gender"),
         clean_text(contact.get("phone"), c, "phone"),
-        orjson.dumps(_sensitive(student)) if sensitive_enabled and student else None,
+        encode_raw(_sensitive(student))[0] if sensitive_enabled and student else None,
         modified,
         digest,
         encoded,
@@ -542,7 +628,7 @@ def normalize_section(raw: Any) -> Normalized:
     if record_id is None:
         return _skip("sections", raw)
     c = Collector("sections", record_id)
-    modified, digest, encoded = _common(raw)
+    modified, digest, encoded = _common(raw, c)
     name = clean_text(raw.get("name"), c, "name")
     if name is None:
         c.warn("name", "missing_name", "a display name is generated")
@@ -610,8 +696,8 @@ def digest_of(entity: str, raw: dict[str, Any], *, sensitive_enabled: bool) -> b
     """
     if entity == "users":
         kept = raw if sensitive_enabled else _strip_sensitive(raw)
-        return content_hash(orjson.dumps(kept), sensitive_enabled)
-    return content_hash(orjson.dumps(raw))
+        return content_hash(encode_raw(kept)[0], sensitive_enabled)
+    return content_hash(encode_raw(raw)[0])
 
 
 def unchanged_row(entity: str, record_id: str, digest: bytes) -> tuple[Any, ...]:

@@ -28,6 +28,9 @@ class FakeClever:
         self.events: list[dict[str, Any]] | None = None
         # Called before each answer; raise from it to inject a fault.
         self.before_answer: Callable[[httpx.Request], None] | None = None
+        # Rewrites a page of a collection (its path and JSON body) before it is sent; bytes
+        # are sent as the body as they are.
+        self.rewrite_page: Callable[[str, dict[str, Any]], dict[str, Any] | bytes] | None = None
         self.put("districts", {"id": DISTRICT_ID, "name": "Fake Unified"})
         router.get(url__startswith=f"{BASE_URL}/{version}/").mock(side_effect=self._answer)
 
@@ -102,6 +105,13 @@ class FakeClever:
             "data": [{"data": records[i], "uri": f"/{self.version}/{path}/{i}"} for i in chosen],
             "links": links,
         }
+        if self.rewrite_page is not None:
+            rewritten = self.rewrite_page(path, body)
+            if isinstance(rewritten, bytes):
+                return httpx.Response(
+                    200, content=rewritten, headers={"content-type": "application/json"}
+                )
+            body = rewritten
         return httpx.Response(200, json=body)
 
 
