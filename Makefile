@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run down test lint typecheck format migrate openapi openapi-check bench
+.PHONY: help install run down test test-reliability lint typecheck format migrate openapi openapi-check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ down: install ## Stop the embedded Postgres and Redis
 test: install ## Run the test suite and check the OpenAPI document
 	$(RUN) pytest
 	$(RUN) roster openapi --check
+
+test-reliability: install ## The reliability suite: fault matrix, crash points, model-based syncs
+	$(RUN) pytest -m reliability tests/reliability
 
 lint: install ## ruff (lint + format check) and hadolint on the Dockerfile
 	$(RUN) ruff check .

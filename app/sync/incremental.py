@@ -8,9 +8,10 @@ between full syncs, cheaply. The run, under the district's lock (held by the cal
    its last event in the page decides (a `*.deleted` stages a deletion, a created or updated
    one the record as the event carries it), normalized exactly as a full sync normalizes.
    The batch is merged with the full sync's rules (`apply_batch(full=False)`) and the cursor
-   moves to the page's last event in the same transaction: a run killed midway goes on after
-   the last committed page, and a page applied twice changes nothing (unchanged content is
-   skipped, an older `last_modified` never overwrites a newer one).
+   moves to the page's last event. Every page of the run is applied in one transaction,
+   with the run's end: a run that fails or is killed midway applies nothing (the next run
+   reads the same events again), and a page applied twice changes nothing (unchanged
+   content is skipped, an older `last_modified` never overwrites a newer one).
 3. Becomes a full sync by itself, saying why in the run's `fallback_reason`, when there is no
    cursor yet, Clever no longer accepts it or has events off for the district, or the
    district's last successful sync is older than the events Clever keeps are to be trusted
@@ -118,7 +119,9 @@ async def _apply_events(
     on_progress: ProgressCallback | None,
     final_attempt: bool,
 ) -> SyncOutcome:
-    """Page the events after `cursor`, one committed batch per page.
+    """Page the events after `cursor`, one batch per page, all in one transaction that
+    also ends the run. Progress is written beside it, on another connection, so it shows
+    while the run goes on.
 
     Raises CleverEventsUnavailable (before anything is applied, when Clever refuses the
     cursor) for the caller to fall back on; any other failure fails the run.
@@ -132,7 +135,11 @@ async def _apply_events(
         sensitive = await sensitive_enabled(connection, district_id, options)
     totals = _Totals()
     try:
-        async with pool.acquire() as connection, _staged(connection, staging):
+        async with (
+            pool.acquire() as connection,
+            _staged(connection, staging),
+            connection.transaction(),
+        ):
             pages = 0
             # The next page is fetched and normalized while this one is merged.
             batches = _normalized(client.iter_events(starting_after=cursor), district_id, sensitive)
@@ -151,12 +158,13 @@ async def _apply_events(
                     )
                 if on_progress is not None:
                     on_progress("events", pages, totals.events.total())
-                await runs.record_progress(
-                    connection,
-                    run_id,
-                    {"events": {"pages": pages, "records": totals.events.total()}},
-                    client.request_count,
-                )
+                async with pool.acquire() as beside:
+                    await runs.record_progress(
+                        beside,
+                        run_id,
+                        {"events": {"pages": pages, "records": totals.events.total()}},
+                        client.request_count,
+                    )
             await runs.finish_run(
                 connection,
                 run_id,
@@ -167,9 +175,9 @@ async def _apply_events(
                 clever_errors=client.error_counts,
                 idle=not totals.events,
             )
-            return SyncOutcome(
-                run_id, RunStatus.SUCCEEDED, counts=totals.as_dict(), warnings=totals.warnings
-            )
+        return SyncOutcome(
+            run_id, RunStatus.SUCCEEDED, counts=totals.as_dict(), warnings=totals.warnings
+        )
     except CleverEventsUnavailable:
         raise
     except Exception as exc:
@@ -237,9 +245,9 @@ async def _apply_batch(
     totals: _Totals,
     sensitive: bool,
 ) -> None:
-    """Stage one page's records and deletions, then merge them, move the cursor and record
-    the run's totals (with the page's `events`) in one transaction. A page of events this
-    sync skips only moves the cursor: nothing before them is left to read."""
+    """Stage one page's records and deletions, then merge them and move the cursor (in the
+    run's transaction). A page of events this sync skips only moves the cursor: nothing
+    before them is left to read."""
     if batch.rows:
         await staging.empty(connection)
         for kind, rows in batch.rows:
@@ -260,7 +268,6 @@ async def _apply_batch(
             )
         totals.events.update(batch.events)
         await cursors.advance(connection, district_id, cursor)
-        await runs.record_batch(connection, run_id, totals.as_dict(), totals.warnings)
 
 
 # Records whose links the mirror skips while the record they point at is not shared:

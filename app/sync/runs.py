@@ -176,22 +176,6 @@ async def record_events_cursor(
     )
 
 
-async def record_batch(
-    connection: asyncpg.Connection,
-    run_id: uuid.UUID,
-    counts: dict[str, Any],
-    warnings_count: int,
-) -> None:
-    """The running totals of an incremental run, in the transaction of the batch that made
-    them: a run interrupted after some batches still says what it applied."""
-    await connection.execute(
-        "UPDATE sync_runs SET counts = $2, warnings_count = $3 WHERE id = $1",
-        run_id,
-        orjson.dumps(counts),
-        warnings_count,
-    )
-
-
 async def record_decision(
     connection: asyncpg.Connection, run_id: uuid.UUID, decided_by: str
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 
 import asyncpg
@@ -19,6 +20,8 @@ from app.sync.full import (
     SyncOptions,
     SyncOutcome,
     coalesce,
+    describe,
+    is_connection_lost,
     run_full_sync,
 )
 from app.sync.incremental import run_incremental_sync
@@ -74,8 +77,13 @@ async def sync_district(
                 return await _sync_locked(
                     deps, district_id, mode, run_id, on_progress, final_attempt=delay is None
                 )
-        except DatabaseConnectionLost as exc:
-            assert delay is not None
+        except Exception as exc:
+            # Postgres unreachable before the run could even take its lock (restarting,
+            # failing over): tried again like a connection lost mid-run.
+            if not isinstance(exc, DatabaseConnectionLost) and not is_connection_lost(exc):
+                raise
+            if delay is None:
+                return await _unreachable(deps.pool, run_id, exc)
             logger.warning(
                 "sync lost its database connection; running it again",
                 extra={
@@ -87,6 +95,17 @@ async def sync_district(
             )
             await asyncio.sleep(delay)
     raise AssertionError("the last attempt never raises DatabaseConnectionLost")
+
+
+async def _unreachable(pool: asyncpg.Pool, run_id: uuid.UUID, exc: Exception) -> SyncOutcome:
+    """The outcome of a run that never reached its database again: failed, naming the
+    cause. The run's row says so if Postgres takes the write; otherwise the district's next
+    run, or the reaper, ends it as interrupted."""
+    error = describe(exc)
+    with suppress(Exception):
+        async with pool.acquire() as connection:
+            await runs.finish_run(connection, run_id, RunStatus.FAILED, error=error)
+    return SyncOutcome(run_id, RunStatus.FAILED, error=error)
 
 
 # How long a run that found its district locked waits to see whether the holder is

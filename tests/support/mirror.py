@@ -14,7 +14,7 @@ MIRROR_TABLES = (
     "districts, district_sync_state, schools, users, user_schools, sections, section_teachers,"
     " enrollments, terms, courses, contact_relationships, sync_runs, data_warnings, api_keys,"
     " overrides, groups, group_members, group_changes, people, person_links, changes,"
-    " history_horizon, webhooks, webhook_deliveries"
+    " history_horizon, webhooks, webhook_deliveries, audit_events"
 )
 
 
