@@ -27,23 +27,29 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
 from pydantic import SecretStr
 
 from app import migrations
 from app.mirror import merge
 from app.mirror.staging import Staging
 from app.settings import CleverApiVersion, Settings, to_asyncpg_url
+from app.sync.queue import request_sync
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from app.sync.tokens import DistrictTokens
 from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.conftest import create_database, drop_database
+from tests.e2e.workers import Workers
+from tests.integration.api.sync_support import forget_jobs
 from tests.reliability.support import (
     cloned_database,
     fingerprint,
@@ -53,6 +59,7 @@ from tests.reliability.support import (
     write_report,
 )
 from tests.support.fault_proxy import FaultProxy
+from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 pytestmark = pytest.mark.reliability
 
@@ -407,3 +414,79 @@ async def test_a_fault_leaves_the_mirror_before_or_golden_and_the_next_run_recov
 def _recovery(configured: Settings, url: str, pool: asyncpg.Pool) -> SyncDeps:
     """The next run's deps: straight to Postgres, no fault left."""
     return _deps(configured.model_copy(update={"database_url": url}), pool)
+
+
+@pytest.mark.parametrize("mode", list(RunMode), ids=str)
+async def test_redis_restarted_while_a_worker_runs(
+    world: World, settings: Settings, mode: RunMode, tmp_path: Path, redis_url: str
+) -> None:
+    """A worker whose Redis goes away mid-run finishes the run (the sync needs only
+    Postgres and Clever), then takes the next job once Redis is back."""
+    district = world.sandbox.districts[0]
+    target = urlsplit(redis_url)
+    redis_proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxied_redis = urlunsplit(target._replace(netloc=f"127.0.0.1:{await redis_proxy.start()}"))
+    async with cloned_database(world.server_url, world.base) as url, mirror_pool(url) as pool:
+        configured = _settings(settings, world.sandbox, clever_url=world.clever_url, url=url)
+        worker_settings = configured.model_copy(update={"redis_url": proxied_redis})
+        workers = Workers(worker_settings, tmp_path)
+        queue = await create_pool(
+            RedisSettings.from_dsn(redis_url),
+            job_serializer=serialize_job,
+            job_deserializer=deserialize_job,
+            default_queue_name=QUEUE_NAME,
+        )
+        try:
+            workers.start(
+                sandbox=world.sandbox,
+                district=district,
+                extra_env={
+                    "CLEVER_PAGE_SIZE": "10",
+                    "CLEVER_OAUTH_BASE_URL": world.sandbox.base_url,
+                    "SYNC_EVENTS_INTERVAL_SECONDS": "86400",
+                },
+            )
+            world.sandbox.state.set_faults(FaultConfig(latency_ms=40))
+            first = await request_sync(queue, pool, district.id, mode=mode, trigger=RunTrigger.API)
+            case = Case(world, _deps(configured, pool), pool, url, mode, pytest.MonkeyPatch())
+            await case.mid_run()
+            redis_proxy.refuse(3.0)
+            redis_proxy.cut()
+            ended = await _final(pool, first.run_id, workers)
+            world.sandbox.state.set_faults(FaultConfig())
+            assert ended == "succeeded", workers.logs()
+            assert await fingerprint(pool) == world.golden[mode]
+
+            await asyncio.sleep(3.0)  # Redis is back
+            second = await request_sync(
+                queue, pool, district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.API
+            )
+            assert await _final(pool, second.run_id, workers) == "succeeded", workers.logs()
+            assert await running_runs(pool) == 0
+        finally:
+            world.sandbox.state.set_faults(FaultConfig())
+            workers.stop_all()
+            await forget_jobs(queue, [district.id])
+            await queue.aclose()
+            await redis_proxy.stop()
+    RESULTS.append(
+        {
+            "fault": "Redis restarted while a worker runs",
+            "mode": mode.value,
+            "status": ended,
+            "error": "",
+            "mirror": "golden",
+            "next run": "succeeded (the worker took the next job)",
+            "seconds": "",
+        }
+    )
+
+
+async def _final(pool: asyncpg.Pool, run_id: uuid.UUID, workers: Workers) -> str:
+    deadline = time.monotonic() + 90
+    while True:
+        status: str = await pool.fetchval("SELECT status FROM sync_runs WHERE id = $1", run_id)
+        if status not in ("queued", "running"):
+            return status
+        assert time.monotonic() < deadline, workers.logs()
+        await asyncio.sleep(0.1)
