@@ -118,15 +118,41 @@ def worker(
         bool, typer.Option("--check", help="Exit 0 if a worker reported itself alive recently.")
     ] = False,
 ) -> None:
-    """Run the arq worker that performs syncs."""
+    """Run the arq worker that performs syncs. When it loses Redis (a restart, a failover)
+    it starts again, as a fresh process with the same pid, once Redis answers."""
     from arq.worker import check_health, run_worker
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from workers.main import worker_settings
 
     settings = worker_settings(_settings())
     if check:
         raise typer.Exit(check_health(settings))
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionError) as error:
+        _restart_after_redis_loss(error)
+
+
+def _restart_after_redis_loss(error: Exception) -> None:
+    """Replace this process with a new worker: the job that was running has ended (its run
+    is recorded in Postgres), and a fresh start is the one state arq knows to be clean."""
+    import logging
+    import os
+    import sys
+    import time
+
+    logging.getLogger("workers").warning(
+        "the worker lost Redis; starting again", extra={"error": str(error)[:200]}
+    )
+    time.sleep(REDIS_RESTART_SECONDS)
+    os.execv(sys.executable, [sys.executable, "-m", "app.cli", "worker"])
+
+
+# How long a worker that lost Redis waits before it starts again (arq then retries the
+# connection itself for a while).
+REDIS_RESTART_SECONDS = 2.0
 
 
 @cli.command()

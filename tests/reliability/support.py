@@ -8,18 +8,23 @@ fingerprint before the run or the one an uninterrupted run gives, never a third.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
 
+from app import migrations
 from app.settings import to_asyncpg_url
-from tests.conftest import with_database
+from tests.conftest import create_database, drop_database, with_database
 from tests.support.mirror import create_mirror_pool
+from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "build" / "reliability"
 
@@ -58,6 +63,34 @@ async def leftover_staging(pool: asyncpg.Pool) -> int:
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'roster_staging'"
     )
     return count
+
+
+@contextmanager
+def migrated_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database migrated to head, for the block; yields its name. Call it outside
+    the event loop (the migrations run their own)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = asyncio.run(create_database(server_url, name))
+    try:
+        migrations.upgrade(url)
+        yield name
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+@asynccontextmanager
+async def arq_queue(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """A connection to the sync queue, as the API and `roster sync` make one."""
+    redis = await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+        default_queue_name=QUEUE_NAME,
+    )
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
 
 
 @asynccontextmanager

@@ -25,29 +25,28 @@ from typing import Any
 
 import asyncpg
 import pytest
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
-from app import migrations
 from app.settings import Settings
 from app.sync.queue import request_sync
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
-from tests.conftest import create_database, drop_database, with_database
+from tests.conftest import with_database
 from tests.e2e.workers import Workers
 from tests.integration.api.sync_support import forget_jobs
 from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps
 from tests.reliability.support import (
+    arq_queue,
     cloned_database,
     fingerprint,
     leftover_staging,
+    migrated_database,
     mirror_pool,
     running_runs,
     write_report,
 )
-from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 pytestmark = pytest.mark.reliability
 
@@ -74,13 +73,8 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture(scope="module")
 def base_database(server_database_url: str) -> Iterator[str]:
-    name = f"roster_crash_base_{uuid.uuid4().hex[:8]}"
-    url = asyncio.run(create_database(server_database_url, name))
-    migrations.upgrade(url)
-    try:
+    with migrated_database(server_database_url, "roster_crash_base") as name:
         yield name
-    finally:
-        asyncio.run(drop_database(server_database_url, name))
 
 
 def _configured(settings: Settings, sandbox: RunningSandbox, url: str) -> Settings:
@@ -147,17 +141,11 @@ async def world(
 
 @pytest.fixture
 async def queue(redis_url: str, sandbox: RunningSandbox) -> AsyncIterator[ArqRedis]:
-    redis = await create_pool(
-        RedisSettings.from_dsn(redis_url),
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-        default_queue_name=QUEUE_NAME,
-    )
-    try:
-        yield redis
-    finally:
-        await forget_jobs(redis, [district.id for district in sandbox.districts])
-        await redis.aclose()
+    async with arq_queue(redis_url) as redis:
+        try:
+            yield redis
+        finally:
+            await forget_jobs(redis, [district.id for district in sandbox.districts])
 
 
 async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str]:

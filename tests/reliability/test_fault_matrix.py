@@ -33,11 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from arq import create_pool
-from arq.connections import RedisSettings
 from pydantic import SecretStr
 
-from app import migrations
 from app.mirror import merge
 from app.mirror.staging import Staging
 from app.settings import CleverApiVersion, Settings, to_asyncpg_url
@@ -47,19 +44,19 @@ from app.sync.service import SyncDeps, sync_district
 from app.sync.tokens import DistrictTokens
 from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
-from tests.conftest import create_database, drop_database
 from tests.e2e.workers import Workers
 from tests.integration.api.sync_support import forget_jobs
 from tests.reliability.support import (
+    arq_queue,
     cloned_database,
     fingerprint,
     leftover_staging,
+    migrated_database,
     mirror_pool,
     running_runs,
     write_report,
 )
 from tests.support.fault_proxy import FaultProxy
-from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 pytestmark = pytest.mark.reliability
 
@@ -85,13 +82,8 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture(scope="module")
 def base_database(server_database_url: str) -> Iterator[str]:
-    name = f"roster_rel_base_{uuid.uuid4().hex[:8]}"
-    url = asyncio.run(create_database(server_database_url, name))
-    migrations.upgrade(url)
-    try:
+    with migrated_database(server_database_url, "roster_rel_base") as name:
         yield name
-    finally:
-        asyncio.run(drop_database(server_database_url, name))
 
 
 def _settings(
@@ -430,45 +422,41 @@ async def test_redis_restarted_while_a_worker_runs(
         configured = _settings(settings, world.sandbox, clever_url=world.clever_url, url=url)
         worker_settings = configured.model_copy(update={"redis_url": proxied_redis})
         workers = Workers(worker_settings, tmp_path)
-        queue = await create_pool(
-            RedisSettings.from_dsn(redis_url),
-            job_serializer=serialize_job,
-            job_deserializer=deserialize_job,
-            default_queue_name=QUEUE_NAME,
-        )
-        try:
-            workers.start(
-                sandbox=world.sandbox,
-                district=district,
-                extra_env={
-                    "CLEVER_PAGE_SIZE": "10",
-                    "CLEVER_OAUTH_BASE_URL": world.sandbox.base_url,
-                    "SYNC_EVENTS_INTERVAL_SECONDS": "86400",
-                },
-            )
-            world.sandbox.state.set_faults(FaultConfig(latency_ms=40))
-            first = await request_sync(queue, pool, district.id, mode=mode, trigger=RunTrigger.API)
-            case = Case(world, _deps(configured, pool), pool, url, mode, pytest.MonkeyPatch())
-            await case.mid_run()
-            redis_proxy.refuse(3.0)
-            redis_proxy.cut()
-            ended = await _final(pool, first.run_id, workers)
-            world.sandbox.state.set_faults(FaultConfig())
-            assert ended == "succeeded", workers.logs()
-            assert await fingerprint(pool) == world.golden[mode]
+        async with arq_queue(redis_url) as queue:
+            try:
+                workers.start(
+                    sandbox=world.sandbox,
+                    district=district,
+                    extra_env={
+                        "CLEVER_PAGE_SIZE": "10",
+                        "CLEVER_OAUTH_BASE_URL": world.sandbox.base_url,
+                        "SYNC_EVENTS_INTERVAL_SECONDS": "86400",
+                    },
+                )
+                world.sandbox.state.set_faults(FaultConfig(latency_ms=40))
+                first = await request_sync(
+                    queue, pool, district.id, mode=mode, trigger=RunTrigger.API
+                )
+                case = Case(world, _deps(configured, pool), pool, url, mode, pytest.MonkeyPatch())
+                await case.mid_run()
+                redis_proxy.refuse(3.0)
+                redis_proxy.cut()
+                ended = await _final(pool, first.run_id, workers)
+                world.sandbox.state.set_faults(FaultConfig())
+                assert ended == "succeeded", workers.logs()
+                assert await fingerprint(pool) == world.golden[mode]
 
-            await asyncio.sleep(3.0)  # Redis is back
-            second = await request_sync(
-                queue, pool, district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.API
-            )
-            assert await _final(pool, second.run_id, workers) == "succeeded", workers.logs()
-            assert await running_runs(pool) == 0
-        finally:
-            world.sandbox.state.set_faults(FaultConfig())
-            workers.stop_all()
-            await forget_jobs(queue, [district.id])
-            await queue.aclose()
-            await redis_proxy.stop()
+                await asyncio.sleep(3.0)  # Redis is back
+                second = await request_sync(
+                    queue, pool, district.id, mode=RunMode.INCREMENTAL, trigger=RunTrigger.API
+                )
+                assert await _final(pool, second.run_id, workers) == "succeeded", workers.logs()
+                assert await running_runs(pool) == 0
+            finally:
+                world.sandbox.state.set_faults(FaultConfig())
+                workers.stop_all()
+                await forget_jobs(queue, [district.id])
+                await redis_proxy.stop()
     RESULTS.append(
         {
             "fault": "Redis restarted while a worker runs",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -27,20 +28,23 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from app import migrations
 from app.local import groups, overrides
 from app.settings import Settings
 from app.sync.full import decide_held_run
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 from app.sync.service import SyncDeps, sync_district
 from sandbox.server import SandboxConfig, run_in_thread
-from tests.conftest import create_database, drop_database
 from tests.integration.sync_sandbox.support import (
     assert_mirror_matches_truth,
     sandbox_settings,
     sync_deps,
 )
-from tests.reliability.support import cloned_database, running_runs
+from tests.reliability.support import (
+    cloned_database,
+    migrated_database,
+    running_runs,
+    write_report,
+)
 from tests.support.mirror import create_mirror_pool
 
 pytestmark = pytest.mark.reliability
@@ -48,13 +52,17 @@ pytestmark = pytest.mark.reliability
 
 # A fixed seed's sequences, so CI runs the same ones; raise the examples to explore more.
 MACHINE_SETTINGS = hypothesis_settings(
-    max_examples=8,
-    stateful_step_count=15,
+    max_examples=30,
+    stateful_step_count=25,
     deadline=None,
     database=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
+
+
+# What the examples did, for the report.
+STEPS: Counter[str] = Counter()
 
 
 class MirrorMachine(RuleBasedStateMachine):
@@ -101,11 +109,15 @@ class MirrorMachine(RuleBasedStateMachine):
     @rule(n=st.integers(0, 10_000), name=st.sampled_from(["Ana", "Bo", "Zoë", "  Li  "]))
     def update_a_user(self, n: int, name: str) -> None:
         users = self.district.truth.ids("users", "student")
+        if not users:  # all unshared
+            return
         self.district.update(users[n % len(users)], {"name": {"first": name}})
 
     @rule(n=st.integers(0, 10_000))
     def delete_a_user(self, n: int) -> None:
         users = self.district.truth.ids("users", "student")
+        if not users:
+            return
         victim = users[n % len(users)]
         self.district.delete(victim)
         self.deleted.append(victim)
@@ -194,6 +206,7 @@ class MirrorMachine(RuleBasedStateMachine):
         outcome = self.run(
             sync_district(self.deps, self.district.id, mode=mode, trigger=RunTrigger.CLI)
         )
+        STEPS[f"{mode} sync {outcome.status}"] += 1
         if outcome.status is RunStatus.HELD:
             self.held = outcome.run_id
             return
@@ -224,6 +237,7 @@ class MirrorMachine(RuleBasedStateMachine):
             await asyncio.gather(task, return_exceptions=True)
 
         self.run(killed())
+        STEPS[f"{mode} sync killed after {after} s"] += 1
 
     @precondition(lambda self: self.held is not None)
     @rule(approve=st.booleans())
@@ -239,6 +253,7 @@ class MirrorMachine(RuleBasedStateMachine):
             )
         )
         self.held = None
+        STEPS["held run " + ("approved" if approve else "rejected")] += 1
         if approve:
             assert outcome.status is RunStatus.SUCCEEDED, outcome.error
             self.completed()
@@ -267,13 +282,13 @@ class MirrorMachine(RuleBasedStateMachine):
 def test_any_sequence_of_changes_syncs_and_kills_keeps_the_mirror_true(
     settings: Settings, server_database_url: str
 ) -> None:
-    template = f"roster_model_{uuid.uuid4().hex[:8]}"
-    url = asyncio.run(create_database(server_database_url, template))
-    try:
-        migrations.upgrade(url)
+    with migrated_database(server_database_url, "roster_model") as template:
         MirrorMachine.settings = settings
         MirrorMachine.server_url = server_database_url
         MirrorMachine.template = template
         run_state_machine_as_test(MirrorMachine, settings=MACHINE_SETTINGS)
-    finally:
-        asyncio.run(drop_database(server_database_url, template))
+    write_report(
+        "model",
+        [{"step": step, "times": times} for step, times in sorted(STEPS.items())],
+        ["step", "times"],
+    )
