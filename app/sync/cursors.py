@@ -2,7 +2,7 @@
 
 A full sync notes Clever's newest event before it reads anything and, in the transaction
 that applies it, makes that the district's cursor. An incremental sync reads the events
-after the cursor and moves it, batch by batch, in the transaction of each batch.
+after the cursor and moves it batch by batch, in the run's one transaction.
 """
 
 from __future__ import annotations

@@ -218,7 +218,7 @@ async def _normalized(
 
 @dataclass
 class _Totals:
-    """What a run's committed batches applied, and its events by what became of them."""
+    """What a run's batches applied, and its events by what became of them."""
 
     tables: dict[str, Counter[str]] = field(default_factory=dict)
     events: Counter[str] = field(default_factory=Counter)
