@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, client, events, history, notfound, profiling, sync
+from bench import api, client, events, history, load, notfound, profiling, sync
 from bench.options import RESULTS_DIR, BenchOptions
 from sandbox.config import size_spec
 
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Scenario] = {
     "notfound": notfound.run,
     "events": events.run,
     "history": history.run,
+    "load": load.run,
 }
 DEFAULT_SCENARIOS = ("client", "sync", "api")
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -66,7 +67,10 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         "--no-cprofile", action="store_true", help="profile: skip the cProfile re-sync"
     )
     parser.add_argument(
-        "--seconds", type=float, default=20.0, help="api: seconds of each measured window"
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="api: seconds of each measured window; load: of the load without a sync",
     )
     parser.add_argument(
         "--warmup", type=float, default=5.0, help="api: seconds of load before each window"

@@ -600,15 +600,19 @@ def _log_end(path: Path) -> str:
 
 @contextmanager
 def api_server(
-    database_url: str, redis_url: str, workers: int, log_path: Path
+    database_url: str,
+    redis_url: str,
+    workers: int,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[ApiServer]:
     """`roster api` in a child process, stopped after the block."""
     host, port = "127.0.0.1", free_port()
-    env = os.environ | {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = (
+        os.environ
+        | {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
+        | (extra_env or {})
+    )
     argv = [sys.executable, "-m", "app.cli", "api", "--host", host, "--port", str(port)]
     argv += ["--workers", str(workers)]
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ async def run(options: BenchOptions) -> dict[str, Any]:
                 )
                 first = await _both(options, sandbox, (with_log, without_log), envs, "first")
                 first_log = await _log_size(with_log)
-                changed = await _change_share(sandbox, with_log)
+                changed = await change_share(sandbox, with_log)
                 again = await _both(options, sandbox, (with_log, without_log), envs, "changed")
                 total_log = await _log_size(with_log)
             finally:
@@ -94,7 +94,7 @@ async def _log_size(connection: asyncpg.Connection) -> dict[str, int]:
     return {"rows": int(row["rows"]), "bytes": int(row["bytes"])}
 
 
-async def _change_share(sandbox: Sandbox, connection: asyncpg.Connection) -> int:
+async def change_share(sandbox: Sandbox, connection: asyncpg.Connection) -> int:
     """Change CHANGED_SHARE of the users (a last name) and of the sections (a name, and a
     student less) in the sandbox; how many records changed."""
     users = [row["id"] for row in await connection.fetch("SELECT id FROM users ORDER BY id")]
