@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 import asyncpg
 from prometheus_client import Counter
 
+from app.mirror.queries.sql import Params, where
+
 logger = logging.getLogger(__name__)
 
 MAX_BUFFERED = 100_000
@@ -128,27 +130,21 @@ async def read(
 ) -> list[asyncpg.Record]:
     """Events newest first. A reader limited to `district_ids` sees only the use of keys
     limited to some of those districts, and no failed authentications."""
-    conditions = ["true"]
-    args: list[object] = [limit]
-
-    def bind(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    params, conditions = Params(), []
     if district_ids is not None:
-        conditions.append(f"k.district_ids <@ {bind(district_ids)}::text[]")
+        conditions.append(f"k.district_ids <@ {params.add(district_ids)}::text[]")
     if key_id is not None:
-        conditions.append(f"e.key_id = {bind(key_id)}")
+        conditions.append(f"e.key_id = {params.add(key_id)}")
     if status is not None:
-        conditions.append(f"e.status = {bind(status)}")
+        conditions.append(f"e.status = {params.add(status)}")
     if since is not None:
-        conditions.append(f"e.at >= {bind(since)}")
+        conditions.append(f"e.at >= {params.add(since)}")
     if before_id is not None:
-        conditions.append(f"e.id < {bind(before_id)}")
+        conditions.append(f"e.id < {params.add(before_id)}")
     rows: list[asyncpg.Record] = await connection.fetch(
         "SELECT e.id, e.at, e.key_id, k.name AS key_name, e.method, e.route, e.status, e.client"
         " FROM audit_events e LEFT JOIN api_keys k ON k.id = e.key_id"
-        f" WHERE {' AND '.join(conditions)} ORDER BY e.id DESC LIMIT $1",
-        *args,
+        f" {where(conditions)} ORDER BY e.id DESC LIMIT {params.add(limit)}",
+        *params.values,
     )
     return rows

@@ -17,14 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
 
 from app import migrations
 from app.settings import to_asyncpg_url
 from tests.conftest import create_database, drop_database, with_database
 from tests.support.mirror import create_mirror_pool
-from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "build" / "reliability"
 
@@ -76,21 +73,6 @@ def migrated_database(server_url: str, prefix: str) -> Iterator[str]:
         yield name
     finally:
         asyncio.run(drop_database(server_url, name))
-
-
-@asynccontextmanager
-async def arq_queue(redis_url: str) -> AsyncIterator[ArqRedis]:
-    """A connection to the sync queue, as the API and `roster sync` make one."""
-    redis = await create_pool(
-        RedisSettings.from_dsn(redis_url),
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-        default_queue_name=QUEUE_NAME,
-    )
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
 
 
 @asynccontextmanager

@@ -35,10 +35,9 @@ from sandbox.district import SandboxDistrict
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.conftest import with_database
 from tests.e2e.workers import Workers
-from tests.integration.api.sync_support import forget_jobs
+from tests.integration.api.sync_support import arq_queue, forget_jobs
 from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps
 from tests.reliability.support import (
-    arq_queue,
     cloned_database,
     fingerprint,
     leftover_staging,
@@ -140,8 +139,8 @@ async def world(
 
 
 @pytest.fixture
-async def queue(redis_url: str, sandbox: RunningSandbox) -> AsyncIterator[ArqRedis]:
-    async with arq_queue(redis_url) as redis:
+async def queue(settings: Settings, sandbox: RunningSandbox) -> AsyncIterator[ArqRedis]:
+    async with arq_queue(settings) as redis:
         try:
             yield redis
         finally:

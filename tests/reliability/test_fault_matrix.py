@@ -45,9 +45,8 @@ from app.sync.tokens import DistrictTokens
 from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
 from tests.e2e.workers import Workers
-from tests.integration.api.sync_support import forget_jobs
+from tests.integration.api.sync_support import arq_queue, forget_jobs
 from tests.reliability.support import (
-    arq_queue,
     cloned_database,
     fingerprint,
     leftover_staging,
@@ -422,7 +421,7 @@ async def test_redis_restarted_while_a_worker_runs(
         configured = _settings(settings, world.sandbox, clever_url=world.clever_url, url=url)
         worker_settings = configured.model_copy(update={"redis_url": proxied_redis})
         workers = Workers(worker_settings, tmp_path)
-        async with arq_queue(redis_url) as queue:
+        async with arq_queue(settings) as queue:
             try:
                 workers.start(
                     sandbox=world.sandbox,
