@@ -33,6 +33,7 @@ from app.api.access import AccessMiddleware
 from app.api.auth import KeyCache
 from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.api.limits import Limits
+from app.api.links import document_links
 from app.api.problems import document_problems, install_problem_handlers
 from app.audit import AuditLog
 from app.db import create_engine, create_sessionmaker
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(FastAPI.openapi(app))
+            app.openapi_schema = document_links(document_problems(FastAPI.openapi(app)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Body, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
@@ -78,7 +78,17 @@ class NewMembers(BaseModel):
 
 
 class SectionSplit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Exactly one of `count` and `lists`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["count"], "properties": {"count": {"type": "integer"}}},
+                {"required": ["lists"], "properties": {"lists": {"type": "array"}}},
+            ]
+        },
+    )
 
     count: int | None = Field(
         default=None, ge=2, le=100, description="How many sub-groups (round-robin by name)."
@@ -99,6 +109,12 @@ class SectionSplit(BaseModel):
         description="Sub-groups are named `<name> 1`, `<name> 2`, ...; the "
         "section's display name when left out.",
     )
+
+    @model_validator(mode="after")
+    def _count_or_lists(self) -> SectionSplit:
+        if (self.count is None) == (self.lists is None):
+            raise ValueError("give `count` (round-robin) or `lists` (one per sub-group), not both")
+        return self
 
 
 def _invalid(error: groups.GroupError | str) -> ProblemError:
@@ -304,10 +320,6 @@ async def split_section(
     )
     if section is None:
         raise not_found("section", section_id)
-    if body.lists is None and body.count is None:
-        raise _invalid("give `count` (round-robin) or `lists` (one per sub-group)")
-    if body.lists is not None and body.count not in (None, len(body.lists)):
-        raise _invalid("`count` differs from the number of `lists`")
     district_id: str = section["district_id"]
     owner_id = body.owner_id or section["primary_teacher_id"]
     if owner_id is None:

@@ -33,9 +33,10 @@ class NewWebhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl = Field(description="Where deliveries are POSTed: http or https only.")
-    secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] = Field(
-        description="Signs every delivery (HMAC-SHA256); never shown again."
-    )
+    # Stored as Postgres text, which cannot hold NUL.
+    secret: Annotated[
+        str, StringConstraints(min_length=16, max_length=256, pattern=r"^[^\x00]*$")
+    ] = Field(description="Signs every delivery (HMAC-SHA256); never shown again.")
     entities: list[Entity] | None = Field(
         default=None, min_length=1, description="Only changes of these kinds (none: all)."
     )

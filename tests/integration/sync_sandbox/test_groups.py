@@ -148,6 +148,7 @@ async def test_a_split_partitions_the_section(edited: Edited) -> None:
         {},
         {"count": 1},
         {"count": 3, "lists": [ordered[:1], ordered[1:2]]},
+        {"count": 2, "lists": [ordered[:1], ordered[1:2]]},
         {"lists": [ordered[:2], ordered[1:3]]},
         {"lists": [ordered[:1], [UNKNOWN]]},
         {"count": 2, "owner_id": ordered[0]},

@@ -216,6 +216,14 @@ async def test_webhooks_need_admin_and_valid_urls(edited: Edited, receiver: Rece
             "/v1/webhooks", json={"url": url, "secret": SECRET}, headers=bearer(edited.admin)
         )
         assert_problem(response, 422)
+    # A secret Postgres text cannot hold is refused as a bad parameter, not a server error.
+    response = await edited.api.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "secret": SECRET + "\x00"},
+        headers=bearer(edited.admin),
+    )
+    assert_problem(response, 422)
+    assert response.json()["errors"][0]["loc"] == ["body", "secret"]
     response = await edited.api.post(
         "/v1/webhooks",
         json={"url": "http://127.0.0.1:9/hook", "secret": SECRET},
