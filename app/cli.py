@@ -81,7 +81,7 @@ def api(
     """Serve the roster API with uvicorn."""
     import uvicorn
 
-    _settings()
+    settings = _settings()
     uvicorn.run(
         "app.cli:serving_app",
         factory=True,
@@ -91,6 +91,7 @@ def api(
         log_config=None,
         proxy_headers=True,
         access_log=False,
+        timeout_keep_alive=settings.api_keep_alive_seconds,
         # Naming the server software helps only those probing for its known flaws.
         server_header=False,
     )

@@ -206,6 +206,14 @@ class Settings(BaseSettings):
         description="Largest request body accepted; a larger one is refused (413) while it is "
         "being read, before authentication.",
     )
+    api_keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description="How long an idle client connection stays open. Longer than the idle "
+        "timeout of the client or load balancer in front, so that they close it first: a "
+        "server closing it as a request arrives resets that request.",
+    )
     api_body_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

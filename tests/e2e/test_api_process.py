@@ -110,3 +110,28 @@ def test_the_server_does_not_name_its_software(
     response = httpx.get(f"{url}/healthz")
     assert "server" not in response.headers
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def _get_on(sock: socket.socket, host: str) -> bytes:
+    """One keep-alive GET /healthz on an open connection; the answer's status line."""
+    sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        answer += piece
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_an_idle_connection_outlives_a_client_pool_s_idle_timeout(
+    api_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """HTTP clients drop pooled connections idle for 5 s (httpx's default); the server must
+    not close them first, or a request sent as it closes one is reset."""
+    _, url = api_process
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        assert _get_on(sock, host) == b"HTTP/1.1 200 OK"
+        time.sleep(6)
+        assert _get_on(sock, host) == b"HTTP/1.1 200 OK"
