@@ -1,45 +1,66 @@
-"""The `roster` command line: run the API and the worker, migrate, and develop locally."""
+"""The `roster` command line: run the API and the worker, migrate, and develop locally.
+
+Each command imports what it needs when it runs: `roster --help`, and a command's own help,
+load typer and little else (the app's modules take seconds to import).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Coroutine
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import TaskID
 
-from app.settings import Settings, SettingsError, load_settings
-from app.sync.full import SyncOutcome
 from app.sync.runs import RunMode, RunStatus, RunTrigger
-from app.sync.service import SyncDeps
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from rich.progress import TaskID
 
     from app.api.keys import ApiKeyInfo, CreatedKey, Scope
+    from app.settings import Settings
+    from app.sync.full import SyncOutcome
+    from app.sync.service import SyncDeps
 
 cli = typer.Typer(
     help="Roster mirror: Clever roster data in Postgres, served as a school-agnostic API.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich help formatting alone takes longer to import than the rest.
+    rich_markup_mode=None,
 )
-dev_services_cli = typer.Typer(help="Embedded Postgres and Redis for development.")
+dev_services_cli = typer.Typer(
+    help="Embedded Postgres and Redis for development.", rich_markup_mode=None
+)
 cli.add_typer(dev_services_cli, name="dev-services")
-keys_cli = typer.Typer(help="API keys of the roster API's consumers.", no_args_is_help=True)
+keys_cli = typer.Typer(
+    help="API keys of the roster API's consumers.", no_args_is_help=True, rich_markup_mode=None
+)
 cli.add_typer(keys_cli, name="keys")
-districts_cli = typer.Typer(help="Settings of one mirrored district.", no_args_is_help=True)
+districts_cli = typer.Typer(
+    help="Settings of one mirrored district.", no_args_is_help=True, rich_markup_mode=None
+)
 cli.add_typer(districts_cli, name="districts")
 
 console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 def _settings(*, need_services: bool = True) -> Settings:
     """Load settings, starting embedded servers for DATABASE_URL / REDIS_URL when unset."""
+    from app.settings import SettingsError, load_settings
+
     try:
         settings = load_settings()
         if need_services and not (settings.database_url and settings.redis_url):
@@ -173,15 +194,16 @@ def sync(
     """Sync districts in this process (no worker or Redis needed), with progress bars."""
     words = target or []
     if words[:1] in (["approve"], ["reject"]) and len(words) == 2:
-        raise typer.Exit(asyncio.run(_decide(_settings(), words[1], approve=words[0] == "approve")))
+        raise typer.Exit(_run(_decide(_settings(), words[1], approve=words[0] == "approve")))
     if all_districts == bool(words) or len(words) > 1:
         console.print("give one DISTRICT_ID, or --all, or `approve|reject RUN_ID`")
         raise typer.Exit(2)
-    raise typer.Exit(asyncio.run(_sync(_settings(), words[0] if words else None, mode)))
+    raise typer.Exit(_run(_sync(_settings(), words[0] if words else None, mode)))
 
 
 async def _sync(settings: Settings, district_id: str | None, mode: RunMode) -> int:
     from app.mirror.pg import create_pool
+    from app.sync.service import SyncDeps
     from app.sync.tokens import DistrictTokens
 
     pool = await create_pool(settings)
@@ -269,6 +291,7 @@ async def _decide(settings: Settings, run_id: str, *, approve: bool) -> int:
 
     from app.mirror.pg import create_pool
     from app.sync.full import SyncError, decide_held_run
+    from app.sync.service import SyncDeps
     from app.sync.tokens import DistrictTokens
 
     try:
@@ -302,6 +325,7 @@ def openapi(
 ) -> None:
     """Write the app's OpenAPI document (or check that the committed one is current)."""
     from app.main import create_app
+    from app.settings import load_settings
 
     document = json.dumps(create_app(load_settings()).openapi(), indent=2, ensure_ascii=False)
     document += "\n"
@@ -363,7 +387,7 @@ def keys_create(
         console.print(f"[red]scopes are: {', '.join(s.value for s in Scope)}[/red]")
         raise typer.Exit(2) from None
     lifetime = _duration(expires_in, "--expires-in")
-    created = asyncio.run(_create_key(_settings(), name, scopes, district or None, lifetime))
+    created = _run(_create_key(_settings(), name, scopes, district or None, lifetime))
     console.print(
         f"created key {created.info.id} ({created.info.name}) with "
         f"{', '.join(created.info.scopes)} for "
@@ -413,7 +437,7 @@ def keys_rotate(
     assert grace_period is not None
     lifetime = _duration(expires_in, "--expires-in")
     try:
-        old, successor = asyncio.run(_rotate_key(_settings(), key, grace_period, lifetime))
+        old, successor = _run(_rotate_key(_settings(), key, grace_period, lifetime))
     except RotationError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
@@ -444,7 +468,7 @@ async def _rotate_key(
 def keys_list() -> None:
     """List API keys (never their secrets), one tab-separated line each."""
     print("id\tname\tprefix\tscopes\tdistricts\tcreated\tlast_used\trevoked\texpires\treplaced_by")
-    for key in asyncio.run(_list_keys(_settings())):
+    for key in _run(_list_keys(_settings())):
         fields = [
             str(key.id),
             key.name,
@@ -477,7 +501,7 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="The key's id, or the prefix `keys list` shows.")],
 ) -> None:
     """Revoke an API key. API processes stop accepting it within API_KEY_CACHE_SECONDS."""
-    revoked = asyncio.run(_revoke_key(_settings(), key))
+    revoked = _run(_revoke_key(_settings(), key))
     if revoked is None:
         console.print(f"[red]no key with id or unique prefix {key!r}[/red]")
         raise typer.Exit(1)
@@ -517,7 +541,7 @@ def districts_sensitive(
     """Keep a district's sensitive student fields (from its next sync on), or stop keeping
     them: disabling erases every stored value at once, raw records included."""
     enabled = action is SensitiveAction.ENABLE
-    if not asyncio.run(_set_sensitive(_settings(), district_id, enabled)):
+    if not _run(_set_sensitive(_settings(), district_id, enabled)):
         console.print(f"[red]no district {district_id!r} in the mirror[/red]")
         raise typer.Exit(1)
     if enabled:
@@ -590,6 +614,7 @@ def sandbox(
 def dev_services_up() -> None:
     """Start the embedded Postgres and Redis and print their URLs."""
     from app.embedded import start_all
+    from app.settings import load_settings
 
     settings = load_settings()
     urls = start_all(Path(settings.dev_data_dir))
@@ -601,6 +626,7 @@ def dev_services_up() -> None:
 def dev_services_down() -> None:
     """Stop the embedded Postgres and Redis."""
     from app.embedded import stop_postgres, stop_redis
+    from app.settings import load_settings
 
     data_dir = Path(load_settings().dev_data_dir)
     console.print(f"postgres: {'stopped' if stop_postgres(data_dir) else 'was not running'}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, client, events, history, load, notfound, profiling, sync
+from bench import api, cli, client, events, history, load, notfound, profiling, sync
 from bench.options import RESULTS_DIR, BenchOptions
 from sandbox.config import size_spec
 
@@ -31,8 +31,9 @@ SCENARIOS: dict[str, Scenario] = {
     "events": events.run,
     "history": history.run,
     "load": load.run,
+    "cli": cli.run,
 }
-DEFAULT_SCENARIOS = ("client", "sync", "api")
+DEFAULT_SCENARIOS = ("client", "sync", "api", "cli")
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import orjson
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 class RunMode(StrEnum):
