@@ -82,11 +82,11 @@ class SectionSplit(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        # With `count` (a number), `lists` must be absent or null; else `lists` is needed.
         json_schema_extra={
-            "oneOf": [
-                {"required": ["count"], "properties": {"count": {"type": "integer"}}},
-                {"required": ["lists"], "properties": {"lists": {"type": "array"}}},
-            ]
+            "if": {"required": ["count"], "properties": {"count": {"type": "integer"}}},
+            "then": {"properties": {"lists": {"type": "null"}}},
+            "else": {"required": ["lists"], "properties": {"lists": {"type": "array"}}},
         },
     )
 
