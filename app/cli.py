@@ -6,6 +6,7 @@ load typer and little else (the app's modules take seconds to import).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from rich.console import Console
     from rich.progress import TaskID
 
     from app.api.keys import ApiKeyInfo, CreatedKey, Scope
@@ -47,7 +48,16 @@ districts_cli = typer.Typer(
 )
 cli.add_typer(districts_cli, name="districts")
 
-console = Console(stderr=True)
+
+@functools.cache
+def _console() -> Console:
+    """rich's console on stderr, made at first use: importing rich costs a third of what
+    `roster --help` may take."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 T = TypeVar("T")
 
 
@@ -69,10 +79,10 @@ def _settings(*, need_services: bool = True) -> Settings:
             ensure_environment(Path(settings.dev_data_dir))
             settings = load_settings()
     except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        _console().print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
     except ImportError:
-        console.print(
+        _console().print(
             "[red]configuration error:[/red] DATABASE_URL and REDIS_URL must be set "
             "(the embedded development servers are not installed)"
         )
@@ -90,7 +100,7 @@ def migrate() -> None:
 
     settings = _settings()
     upgrade(settings.require_database_url())
-    console.print("database migrated to head")
+    _console().print("database migrated to head")
 
 
 @cli.command()
@@ -196,7 +206,7 @@ def sync(
     if words[:1] in (["approve"], ["reject"]) and len(words) == 2:
         raise typer.Exit(_run(_decide(_settings(), words[1], approve=words[0] == "approve")))
     if all_districts == bool(words) or len(words) > 1:
-        console.print("give one DISTRICT_ID, or --all, or `approve|reject RUN_ID`")
+        _console().print("give one DISTRICT_ID, or --all, or `approve|reject RUN_ID`")
         raise typer.Exit(2)
     raise typer.Exit(_run(_sync(_settings(), words[0] if words else None, mode)))
 
@@ -211,7 +221,9 @@ async def _sync(settings: Settings, district_id: str | None, mode: RunMode) -> i
         deps = SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings))
         district_ids = [district_id] if district_id else await deps.tokens.district_ids()
         if not district_ids:
-            console.print("[red]no district: configure CLEVER_DISTRICT_TOKENS or a client id[/red]")
+            _console().print(
+                "[red]no district: configure CLEVER_DISTRICT_TOKENS or a client id[/red]"
+            )
             return 1
         exit_code = 0
         for current in district_ids:
@@ -235,7 +247,7 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
         TextColumn("{task.description}"),
         TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} records"),
         TimeElapsedColumn(),
-        console=console,
+        console=_console(),
     ) as progress:
 
         def on_progress(collection: str, pages: int, records: int) -> None:
@@ -247,7 +259,7 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
 
         claim = await claim_cli_run(deps.pool, district_id, mode)
         if claim.running_elsewhere:
-            console.print(
+            _console().print(
                 f"district {district_id}: run {claim.run_id} is running in another process;"
                 " following it"
             )
@@ -262,7 +274,7 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
         )
     if outcome.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         # A worker took up the same queued run first.
-        console.print(f"district {district_id}: a worker runs run {claim.run_id}; following it")
+        _console().print(f"district {district_id}: a worker runs run {claim.run_id}; following it")
         return await follow_run(deps.pool, claim.run_id)
     return outcome
 
@@ -271,18 +283,18 @@ def _report(district_id: str, outcome: SyncOutcome) -> int:
     """Print how a run ended; the exit code for it (held runs need a decision: 3)."""
     label = f"district {district_id} run {outcome.run_id}"
     if outcome.status is RunStatus.SUCCEEDED:
-        console.print(f"[green]{label} succeeded[/green], {outcome.warnings} data warnings")
+        _console().print(f"[green]{label} succeeded[/green], {outcome.warnings} data warnings")
         for entity, counts in outcome.counts.items():
-            console.print(f"  {entity}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            _console().print(f"  {entity}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return 0
     if outcome.status is RunStatus.COALESCED:
-        console.print(f"[yellow]{label}: another sync of this district is running[/yellow]")
+        _console().print(f"[yellow]{label}: another sync of this district is running[/yellow]")
         return 0
     if outcome.status is RunStatus.HELD:
-        console.print(f"[yellow]{label} held:[/yellow] {outcome.held_reason}")
-        console.print(f"  apply it with `roster sync approve {outcome.run_id}`")
+        _console().print(f"[yellow]{label} held:[/yellow] {outcome.held_reason}")
+        _console().print(f"  apply it with `roster sync approve {outcome.run_id}`")
         return 3
-    console.print(f"[red]{label} failed:[/red] {outcome.error}")
+    _console().print(f"[red]{label} failed:[/red] {outcome.error}")
     return 1
 
 
@@ -297,7 +309,7 @@ async def _decide(settings: Settings, run_id: str, *, approve: bool) -> int:
     try:
         parsed = uuid.UUID(run_id)
     except ValueError:
-        console.print(f"[red]not a run id: {run_id}[/red]")
+        _console().print(f"[red]not a run id: {run_id}[/red]")
         return 2
     pool = await create_pool(settings)
     try:
@@ -306,11 +318,11 @@ async def _decide(settings: Settings, run_id: str, *, approve: bool) -> int:
             pool, parsed, approve=approve, decided_by="cli", options=deps.options
         )
     except SyncError as exc:
-        console.print(f"[red]{exc}[/red]")
+        _console().print(f"[red]{exc}[/red]")
         return 1
     finally:
         await pool.close()
-    console.print(f"run {run_id} {outcome.status.value}")
+    _console().print(f"run {run_id} {outcome.status.value}")
     return 0
 
 
@@ -332,13 +344,15 @@ def openapi(
     if check:
         current = output.read_text() if output.exists() else ""
         if current != document:
-            console.print(f"[red]{output} is out of date:[/red] run `make openapi` and commit it")
+            _console().print(
+                f"[red]{output} is out of date:[/red] run `make openapi` and commit it"
+            )
             raise typer.Exit(1)
-        console.print(f"{output} matches the app")
+        _console().print(f"{output} matches the app")
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document)
-    console.print(f"wrote {output}")
+    _console().print(f"wrote {output}")
 
 
 def _duration(text: str | None, option: str) -> timedelta | None:
@@ -349,7 +363,7 @@ def _duration(text: str | None, option: str) -> timedelta | None:
     try:
         return parse_duration(text)
     except ValueError as error:
-        console.print(f"[red]{option}: {error}[/red]")
+        _console().print(f"[red]{option}: {error}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -384,17 +398,17 @@ def keys_create(
     try:
         scopes = [Scope(value) for value in scope]
     except ValueError:
-        console.print(f"[red]scopes are: {', '.join(s.value for s in Scope)}[/red]")
+        _console().print(f"[red]scopes are: {', '.join(s.value for s in Scope)}[/red]")
         raise typer.Exit(2) from None
     lifetime = _duration(expires_in, "--expires-in")
     created = _run(_create_key(_settings(), name, scopes, district or None, lifetime))
-    console.print(
+    _console().print(
         f"created key {created.info.id} ({created.info.name}) with "
         f"{', '.join(created.info.scopes)} for "
         + (", ".join(created.info.district_ids) if created.info.district_ids else "every district")
         + (f"; {_expiry(created.info)}" if created.info.expires_at else "")
     )
-    console.print("Store it now; it cannot be shown again:")
+    _console().print("Store it now; it cannot be shown again:")
     print(created.secret)
 
 
@@ -439,14 +453,14 @@ def keys_rotate(
     try:
         old, successor = _run(_rotate_key(_settings(), key, grace_period, lifetime))
     except RotationError as error:
-        console.print(f"[red]{error}[/red]")
+        _console().print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    console.print(
+    _console().print(
         f"rotated key {old.id} ({old.name}): it {_expiry(old)};"
         f" its successor is {successor.info.id}"
         + (f" and {_expiry(successor.info)}" if successor.info.expires_at else "")
     )
-    console.print("Store it now; it cannot be shown again:")
+    _console().print("Store it now; it cannot be shown again:")
     print(successor.secret)
 
 
@@ -503,9 +517,9 @@ def keys_revoke(
     """Revoke an API key. API processes stop accepting it within API_KEY_CACHE_SECONDS."""
     revoked = _run(_revoke_key(_settings(), key))
     if revoked is None:
-        console.print(f"[red]no key with id or unique prefix {key!r}[/red]")
+        _console().print(f"[red]no key with id or unique prefix {key!r}[/red]")
         raise typer.Exit(1)
-    console.print(f"revoked key {revoked.id} ({revoked.name})")
+    _console().print(f"revoked key {revoked.id} ({revoked.name})")
 
 
 async def _revoke_key(settings: Settings, key: str) -> ApiKeyInfo | None:
@@ -542,12 +556,12 @@ def districts_sensitive(
     them: disabling erases every stored value at once, raw records included."""
     enabled = action is SensitiveAction.ENABLE
     if not _run(_set_sensitive(_settings(), district_id, enabled)):
-        console.print(f"[red]no district {district_id!r} in the mirror[/red]")
+        _console().print(f"[red]no district {district_id!r} in the mirror[/red]")
         raise typer.Exit(1)
     if enabled:
-        console.print(f"sensitive fields enabled for {district_id}: the next sync stores them")
+        _console().print(f"sensitive fields enabled for {district_id}: the next sync stores them")
     else:
-        console.print(f"sensitive fields disabled for {district_id}: stored values erased")
+        _console().print(f"sensitive fields disabled for {district_id}: stored values erased")
 
 
 async def _set_sensitive(settings: Settings, district_id: str, enabled: bool) -> bool:
@@ -629,8 +643,8 @@ def dev_services_down() -> None:
     from app.settings import load_settings
 
     data_dir = Path(load_settings().dev_data_dir)
-    console.print(f"postgres: {'stopped' if stop_postgres(data_dir) else 'was not running'}")
-    console.print(f"redis: {'stopped' if stop_redis(data_dir) else 'was not running'}")
+    _console().print(f"postgres: {'stopped' if stop_postgres(data_dir) else 'was not running'}")
+    _console().print(f"redis: {'stopped' if stop_redis(data_dir) else 'was not running'}")
 
 
 @cli.command()
@@ -642,7 +656,7 @@ def demo(
     credentials the Clever sandbox with a first sync of its district."""
     from app.demo import Demo
 
-    raise typer.Exit(Demo(_settings(), console, host, port).run())
+    raise typer.Exit(Demo(_settings(), _console(), host, port).run())
 
 
 def main() -> None:

@@ -6,7 +6,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "asyncpg", "httpx", "fastapi", "app.settings")
+HEAVY = (
+    "sqlalchemy",
+    "sqlmodel",
+    "pydantic",
+    "asyncpg",
+    "httpx",
+    "fastapi",
+    "rich.console",
+    "app.settings",
+)
 
 
 def test_the_command_line_imports_nothing_heavy_to_show_its_help() -> None:
