@@ -113,7 +113,9 @@ class SectionSplit(BaseModel):
     @model_validator(mode="after")
     def _count_or_lists(self) -> SectionSplit:
         if (self.count is None) == (self.lists is None):
-            raise ValueError("give `count` (round-robin) or `lists` (one per sub-group), not both")
+            raise ValueError(
+                "give exactly one of `count` (round-robin) or `lists` (one per sub-group)"
+            )
         return self
 
 
