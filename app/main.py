@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
@@ -30,6 +31,7 @@ from app.api import (
     webhooks,
 )
 from app.api.access import AccessMiddleware
+from app.api.answers import AnswerCache, ChangeListener
 from app.api.auth import KeyCache
 from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.api.limits import Limits
@@ -37,7 +39,7 @@ from app.api.links import document_links
 from app.api.problems import document_problems, install_problem_handlers
 from app.audit import AuditLog
 from app.db import create_engine, create_sessionmaker
-from app.mirror.pg import create_pool
+from app.mirror.pg import create_pool, listening_connection
 from app.observability.metrics import MetricsMiddleware
 from app.redis import create_redis
 from app.settings import Settings, load_settings
@@ -59,6 +61,8 @@ class AppState(TypedDict):
     pool: asyncpg.Pool
     reads: asyncpg.Pool
     keys: KeyCache
+    # Hot read answers until their district's data changes, told by `listener`.
+    answers: AnswerCache
     # Rate limits and lock-outs, counted in Redis across API processes.
     limits: Limits
     # The audit trail's buffer, written to Postgres every second.
@@ -95,6 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         audit_log = AuditLog(pool)
         audit_log.start()
+        answers = AnswerCache(settings.api_answer_cache_mb * 1024 * 1024)
+        listener = None
+        if settings.api_answer_cache_mb:
+            listener = asyncio.create_task(
+                ChangeListener(lambda: listening_connection(settings), answers).run(),
+                name="change-listener",
+            )
         try:
             yield {
                 "settings": settings,
@@ -104,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "pool": pool,
                 "reads": reads,
                 "keys": KeyCache(settings.api_key_cache_seconds),
+                "answers": answers,
                 "limits": Limits(
                     redis,
                     per_minute=settings.api_rate_limit_per_minute,
@@ -114,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "tokens": DistrictTokens(settings),
             }
         finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
             await audit_log.stop()
             await pool.close()
             await reads.close()

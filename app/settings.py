@@ -199,6 +199,14 @@ class Settings(BaseSettings):
         le=100,
         description="Postgres connections per API process for reads (sync triggers use 4 more).",
     )
+    api_answer_cache_mb: int = Field(
+        default=64,
+        ge=0,
+        le=65536,
+        description="Megabytes of hot read answers (a teacher's students, a user's sections by"
+        " term) each API process keeps until Postgres notifies a change of their district;"
+        " 0: none.",
+    )
     api_max_body_bytes: int = Field(
         default=64 * 1024,
         ge=1024,

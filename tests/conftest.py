@@ -126,12 +126,14 @@ def redis_url() -> Iterator[str]:
 def settings(database_url: str, redis_url: str) -> Settings:
     """The suite's settings. Rate limits and lock-outs are off: the suite makes thousands of
     requests with one key, and many with bad keys, from one address; `test_limits.py` turns
-    them on."""
+    them on. So are the answers kept in memory: tests that write and read at once would
+    race the change notification; `test_answers.py` turns them on."""
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
         api_rate_limit_per_minute=0,
         api_auth_failures_before_lockout=0,
+        api_answer_cache_mb=0,
         _env_file=None,
     )
 

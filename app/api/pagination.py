@@ -149,15 +149,17 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 FiltersDep = Annotated[ListFilters, Depends(list_filters)]
 
 
-def page_response(rows: Sequence[tuple[str, str]], limit: int) -> JSONText:
+def page_body(rows: Sequence[tuple[str, str]], limit: int) -> bytes:
     """`{"data": [...], "next_cursor": ...}` from up to `limit + 1` rows of (key, JSON)."""
     more = len(rows) > limit
     shown = rows[:limit]
     next_cursor = encode_cursor(shown[-1][0]) if more else None
     body = ",".join(row[1] for row in shown)
-    return JSONText(
-        f'{{"data":[{body}],"next_cursor":{orjson.dumps(next_cursor).decode()}}}'.encode()
-    )
+    return f'{{"data":[{body}],"next_cursor":{orjson.dumps(next_cursor).decode()}}}'.encode()
+
+
+def page_response(rows: Sequence[tuple[str, str]], limit: int) -> JSONText:
+    return JSONText(page_body(rows, limit))
 
 
 def object_response(body: str) -> JSONText:

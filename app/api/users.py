@@ -5,8 +5,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
+from app.api.answers import NOT_MODIFIED, Answer, answer
 from app.api.auth import AUTH_RESPONSES
 from app.api.deps import (
     ID_PATTERN,
@@ -20,7 +22,13 @@ from app.api.deps import (
     not_found,
     scope_of,
 )
-from app.api.pagination import FiltersDep, JSONText, PageDep, object_response, page_response
+from app.api.pagination import (
+    FiltersDep,
+    JSONText,
+    PageDep,
+    page_body,
+    page_response,
+)
 from app.api.problems import not_found_responses
 from app.api.schemas import Contact, LinkedUser, Page, TermBuckets, User, UserRole, UserSection
 from app.mirror.queries import roster
@@ -132,9 +140,10 @@ async def list_user_sections(
     "/users/{user_id}/sections/by-term",
     name="users-list-sections-by-term",
     response_model=TermBuckets,
-    responses=NOT_FOUND,
+    responses=NOT_FOUND | NOT_MODIFIED,
 )
 async def list_user_sections_by_term(
+    request: Request,
     user_id: UserId,
     reader: ReaderDep,
     as_of: AsOf,
@@ -143,43 +152,56 @@ async def list_user_sections_by_term(
         bool,
         Query(description="Also sections the user has left and sections no longer shared."),
     ] = False,
-) -> JSONText:
+) -> Response:
     """The user's sections grouped by term: buckets by term start date (terms without dates
     after dated ones), then one bucket with `"term": null` for sections without a (shared)
-    term. The bucket whose dates contain today has `"current": true`. Not paginated."""
-    body = await roster.user_sections_by_term(
-        reader.connection,
-        user_id,
-        scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of),
-        role=role,
+    term. The bucket whose dates contain today has `"current": true`. Not paginated.
+    Answers carry an `ETag`: send it back as `If-None-Match` for a 304 while unchanged."""
+    scope = scope_of(reader.principal, include_inactive=include_inactive, as_of=as_of)
+
+    async def read() -> Answer | None:
+        found = await roster.user_sections_by_term(reader.connection, user_id, scope, role=role)
+        return None if found is None else Answer(found.district_id, found.body.encode())
+
+    return await answer(
+        request,
+        reader.principal,
+        read,
+        lambda: not_found("user", user_id),
+        keep=as_of is None,
     )
-    if body is None:
-        raise not_found("user", user_id)
-    return object_response(body)
 
 
 @router.get(
     "/teachers/{user_id}/students",
     name="teachers-list-students",
     response_model=Page[LinkedUser],
-    responses=NOT_FOUND,
+    responses=NOT_FOUND | NOT_MODIFIED,
 )
 async def list_teacher_students(
-    user_id: UserId, reader: ReaderDep, page: PageDep, as_of: AsOf
-) -> JSONText:
+    request: Request, user_id: UserId, reader: ReaderDep, page: PageDep, as_of: AsOf
+) -> Response:
     """Distinct students of every active section the user teaches, as primary teacher or
     co-teacher, each with the ids of the sections that link them; in student id order.
-    A teacher without sections gets an empty list."""
-    owned = await roster.teacher_students(
-        reader.connection,
-        user_id,
-        scope_of(reader.principal, as_of=as_of),
-        limit=page.limit,
-        after=page.after,
+    A teacher without sections gets an empty list. Answers carry an `ETag`: send it back
+    as `If-None-Match` for a 304 while unchanged."""
+    scope = scope_of(reader.principal, as_of=as_of)
+
+    async def read() -> Answer | None:
+        owned = await roster.teacher_students(
+            reader.connection, user_id, scope, limit=page.limit, after=page.after
+        )
+        if owned is None:
+            return None
+        return Answer(owned.district_id, page_body(owned.rows, page.limit))
+
+    return await answer(
+        request,
+        reader.principal,
+        read,
+        lambda: not_found("user", user_id),
+        keep=as_of is None,
     )
-    if owned is None:
-        raise not_found("user", user_id)
-    return page_response(owned.rows, page.limit)
 
 
 @router.get(

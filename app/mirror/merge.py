@@ -332,8 +332,13 @@ async def apply_batch(
     full: bool,
 ) -> BatchCounts:
     """Merge a prepared batch into the live tables. Call inside the caller's transaction."""
-    # The change log's triggers stamp every change with the run (for this transaction only).
-    await connection.execute("SELECT set_config('roster.run_id', $1, true)", str(run_id))
+    # For this transaction only: the change log's triggers stamp every change with the run,
+    # and the change notifications name the district (API processes drop what they kept).
+    await connection.execute(
+        "SELECT set_config('roster.run_id', $1, true), set_config('roster.district_id', $2, true)",
+        str(run_id),
+        district_id,
+    )
     counts = BatchCounts()
     for entity in ENTITY_ORDER:
         counts.entities[entity] = await _merge_entity(

@@ -71,3 +71,12 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def listening_connection(settings: Settings) -> asyncpg.Connection:
+    """A connection of its own to LISTEN on (a pooled one's reset would stop listening)."""
+    connection: asyncpg.Connection = await asyncpg.connect(
+        settings.asyncpg_database_url,
+        server_settings={"application_name": "roster-api-listener"},
+    )
+    return connection

@@ -19,6 +19,13 @@ HTTP_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+ANSWERS = Counter(
+    "roster_api_answers_total",
+    "Answers of the hot reads, by where they came from: `kept` (memory), `read` (Postgres),"
+    " `not_modified` (304, from either).",
+    ["source"],
+)
+
 
 def route_template(scope: Scope) -> str:
     """The matched route's path template (`/v1/users/{user_id}`), so labels stay bounded.

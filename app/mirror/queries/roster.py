@@ -27,15 +27,26 @@ SectionRole = Literal["student", "teacher"]
 
 @dataclass(frozen=True)
 class Owned:
-    """The answer about one record's links: None when the record may not be seen."""
+    """The answer about one record's links (None when the record may not be seen): rows
+    of (sort key, JSON), and the record's district."""
 
     rows: list[tuple[str, str]]
+    district_id: str
+
+
+@dataclass(frozen=True)
+class OwnedObject:
+    """A JSON object about one record, and the record's district."""
+
+    body: str
+    district_id: str
 
 
 def _owned(row: asyncpg.Record | None, scope: Scope) -> Owned | None:
     if row is None or not visible(scope, row["district_id"], active=bool(row["active"])):
         return None
-    return Owned(list(zip(row["keys"] or [], row["bodies"] or [], strict=True)))
+    rows = list(zip(row["keys"] or [], row["bodies"] or [], strict=True))
+    return Owned(rows, row["district_id"])
 
 
 def _owner(
@@ -214,7 +225,7 @@ def _by_term_sql(
 
 async def user_sections_by_term(
     connection: asyncpg.Connection, user_id: str, scope: Scope, *, role: SectionRole | None
-) -> str | None:
+) -> OwnedObject | None:
     """The user's sections bucketed by term: by start date, undated terms and no term last."""
     args = (user_id,) if scope.district_ids is None else (user_id, scope.district_ids)
     row = await _fetch(
@@ -222,8 +233,7 @@ async def user_sections_by_term(
     )
     if row is None or not visible(scope, row["district_id"], active=row["active"]):
         return None
-    body: str = row["body"]
-    return body
+    return OwnedObject(row["body"], row["district_id"])
 
 
 def _linked_user_json(scope: Scope) -> str:
