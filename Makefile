@@ -56,5 +56,5 @@ openapi-check: install ## Fail if openapi/openapi.json differs from the app
 BENCH_SIZE ?= M
 BENCH_ARGS ?=
 
-bench: install ## Benchmarks (client, sync, api, cli) at BENCH_SIZE; BENCH_ARGS="profile --top 40" etc.
+bench: install ## Benchmarks (client, sync, naive, api, cli) at BENCH_SIZE; BENCH_ARGS="profile --top 40" etc.
 	$(RUN) python -m bench --size $(BENCH_SIZE) $(BENCH_ARGS)

@@ -537,6 +537,7 @@ async def _revoke_key(settings: Settings, key: str) -> ApiKeyInfo | None:
 class SandboxSize(StrEnum):
     TINY = "tiny"
     S = "S"
+    D50K = "50k"
     M = "M"
     L = "L"
     XL = "XL"

@@ -16,7 +16,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, cli, client, events, history, load, notfound, profiling, sync
+from bench import (
+    cli,
+    client,
+    events,
+    history,
+    load,
+    naive,
+    notfound,
+    profiling,
+    scaleout,
+    sync,
+)
+from bench.api import scenario as api_scenario
 from bench.options import RESULTS_DIR, BenchOptions
 from sandbox.config import size_spec
 
@@ -26,14 +38,18 @@ SCENARIOS: dict[str, Scenario] = {
     "client": client.run,
     "sync": sync.run,
     "profile": profiling.run,
-    "api": api.run,
+    "api": api_scenario.run,
     "notfound": notfound.run,
     "events": events.run,
     "history": history.run,
     "load": load.run,
     "cli": cli.run,
+    "naive": naive.run,
+    "scaleout": scaleout.run,
 }
-DEFAULT_SCENARIOS = ("client", "sync", "api", "cli")
+# Scenarios that always measure one size, whatever `--size` says.
+FIXED_SIZES = {"naive": naive.SIZE, "scaleout": scaleout.SIZE}
+DEFAULT_SCENARIOS = ("client", "sync", "naive", "api", "cli")
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -48,7 +64,7 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         metavar="scenario",
         help=f"one or more of {', '.join(SCENARIOS)} (default: {' '.join(DEFAULT_SCENARIOS)})",
     )
-    parser.add_argument("--size", default="M", help="district size: tiny, S, M, L, XL")
+    parser.add_argument("--size", default="M", help="district size: tiny, S, 50k, M, L, XL")
     parser.add_argument(
         "--server-url",
         default=os.environ.get("DATABASE_URL", DEFAULT_SERVER_URL),
@@ -91,6 +107,13 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         metavar="DIR",
         help="sync: also time a cold sync by the code of the checkout at DIR (git worktree)",
     )
+    parser.add_argument(
+        "--pin",
+        default="0",
+        metavar="CPUS",
+        help="sync: also run the syncs pinned to these cores, as `taskset -c CPUS` (default 0)",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="sync: skip the pinned syncs")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -99,6 +122,10 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         size = size_spec(args.size).name
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        pin_cpus = None if args.no_pin else frozenset(int(cpu) for cpu in args.pin.split(","))
+    except ValueError:
+        parser.error(f"--pin takes core numbers separated by commas, not {args.pin!r}")
     options = BenchOptions(
         size=size,
         server_url=args.server_url,
@@ -112,6 +139,7 @@ def parse_arguments(argv: list[str]) -> tuple[list[str], BenchOptions]:
         rounds=args.rounds,
         keep_database=args.keep_database,
         compare_source=args.compare_source,
+        pin_cpus=pin_cpus,
     )
     return list(args.scenarios) or list(DEFAULT_SCENARIOS), options
 
@@ -123,7 +151,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 async def run(scenarios: list[str], options: BenchOptions) -> None:
     for name in scenarios:
-        print(f"\n=== {name} (size {options.size}) ===", flush=True)
+        size = FIXED_SIZES.get(name, options.size)
+        print(f"\n=== {name} (size {size}) ===", flush=True)
         await SCENARIOS[name](options)
 
 

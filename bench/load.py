@@ -22,7 +22,8 @@ import orjson
 
 from app.api.keys import Scope, create_key
 from bench import report
-from bench.api import api_server, draw_samples
+from bench.api.endpoints import draw_samples
+from bench.api.servers import api_server
 from bench.databases import connect, scratch_database
 from bench.history import change_share
 from bench.options import BenchOptions
@@ -52,13 +53,11 @@ async def run(options: BenchOptions) -> dict[str, Any]:
                         "SELECT id FROM sections WHERE deleted_at IS NULL ORDER BY id"
                     )
                 ]
-                # The 32 clients share one key: its rate limit would be all they measure.
                 with api_server(
                     database.url,
                     options.redis_url,
                     1,
                     options.log_dir / "load-api.log",
-                    extra_env={"API_RATE_LIMIT_PER_MINUTE": "0"},
                 ) as server:
                     base_url = f"http://{server.host}:{server.port}"
                     watched = sections[:: max(1, len(sections) // WATCHED_SECTIONS)]

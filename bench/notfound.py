@@ -20,7 +20,8 @@ import httpx
 from app.api.keys import Scope as KeyScope
 from app.api.keys import create_key
 from bench import report
-from bench.api import SAMPLES, api_server, mirrored_database
+from bench.api.endpoints import SAMPLES, mirrored_database
+from bench.api.servers import api_server
 from bench.databases import connect
 from bench.options import BenchOptions
 

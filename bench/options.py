@@ -11,7 +11,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 @dataclass(frozen=True)
 class BenchOptions:
     size: str
-    """Sandbox district size: tiny, S, M, L or XL."""
+    """Sandbox district size: tiny, S, 50k, M, L or XL."""
     server_url: str
     """A Postgres URL on which scratch databases may be created."""
     redis_url: str
@@ -31,6 +31,9 @@ class BenchOptions:
     """`api`: how many times every measurement is repeated, for its spread."""
     keep_database: bool = False
     """`api`: keep the synced database for later runs, and reuse the kept one."""
+    pin_cpus: frozenset[int] | None = frozenset({0})
+    """`sync`: also sync with the `roster sync` process pinned to these cores (Postgres and
+    the sandbox unpinned): what the design gets from one core; None skips those runs."""
     compare_source: Path | None = None
     """`sync`: another checkout whose `roster sync` also makes a cold sync, against the same
     COPY baseline (what a change costs, measured in one run)."""

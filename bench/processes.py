@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 # `roster sandbox` keeps the default admin secret of `sandbox.server.serve`.
 SANDBOX_ADMIN_SECRET = "sandbox-admin-secret"
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.05
 RSS_SAMPLE_SECONDS = 1.0
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -67,9 +67,8 @@ def reset_peak_rss(pid: int | str = "self") -> bool:
 
 def cpu_seconds(pid: int | str = "self") -> float:
     """User + system CPU time a running process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man proc).
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    times = psutil.Process(None if pid == "self" else int(pid)).cpu_times()
+    return float(times.user + times.system)
 
 
 @dataclass(frozen=True)
@@ -149,18 +148,23 @@ def run_child(
 
 @dataclass(frozen=True)
 class Sandbox:
-    """A sandbox server running in its own process, serving one district."""
+    """A sandbox server running in its own process: its first district, and the tokens of
+    every district it serves (one unless asked for more)."""
 
     pid: int
     base_url: str
     district_id: str
     token: str
     counts: dict[str, int]
+    tokens: dict[str, str]
+    """District id -> token."""
 
 
 @contextlib.contextmanager
-def sandbox_process(size: str, *, log_dir: Path, startup_timeout: float) -> Iterator[Sandbox]:
-    """Serve a sandbox district of `size` with `roster sandbox` in a child process.
+def sandbox_process(
+    size: str, *, log_dir: Path, startup_timeout: float, districts: int = 1
+) -> Iterator[Sandbox]:
+    """Serve `districts` sandbox districts of `size` with `roster sandbox` in a child process.
 
     Waits until it answers, yields its address and credentials, and stops it afterwards
     (SIGTERM, then SIGKILL after a grace period), whatever happened in the block.
@@ -170,16 +174,18 @@ def sandbox_process(size: str, *, log_dir: Path, startup_timeout: float) -> Iter
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"sandbox-{size}.log"
     argv = [sys.executable, "-m", "app.cli", "sandbox", "--size", size, "--port", str(port)]
+    argv += ["--districts", str(districts)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
-        district = _wait_until_serving(process, base_url, log_path, startup_timeout)
+        served = _wait_until_serving(process, base_url, log_path, startup_timeout)
         yield Sandbox(
             pid=process.pid,
             base_url=base_url,
-            district_id=district["id"],
-            token=district["token"],
-            counts=district["counts"],
+            district_id=served[0]["id"],
+            token=served[0]["token"],
+            counts=served[0]["counts"],
+            tokens={district["id"]: district["token"] for district in served},
         )
     finally:
         stop(process)
@@ -187,7 +193,7 @@ def sandbox_process(size: str, *, log_dir: Path, startup_timeout: float) -> Iter
 
 def _wait_until_serving(
     process: subprocess.Popen[bytes], base_url: str, log_path: Path, timeout: float
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Bearer {SANDBOX_ADMIN_SECRET}"}
     while time.monotonic() < deadline:
@@ -200,7 +206,7 @@ def _wait_until_serving(
             continue
         response.raise_for_status()
         districts: list[dict[str, Any]] = response.json()["data"]
-        return districts[0]
+        return districts
     raise TimeoutError(f"the sandbox did not answer within {timeout:.0f} s:\n{tail(log_path)}")
 
 
