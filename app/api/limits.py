@@ -6,7 +6,10 @@
   `RateLimit-Reset`; a refused request is 429 with `Retry-After`.
 * A lock-out per client address: after API_AUTH_FAILURES_BEFORE_LOCKOUT presented keys that
   are unknown, revoked or expired within API_AUTH_LOCKOUT_SECONDS, the address gets 429 for
-  the rest of that window, whatever key it sends.
+  the rest of that window, whatever key it sends. A process trusts what Redis said of an
+  address for LOCKOUT_CHECK_SECONDS (a busy client costs one look a second, not one a
+  request): a lock-out counted by another replica takes effect here within that second,
+  and one counted here at once.
 
 Both fail open: when Redis cannot be reached the request goes on (and a warning is logged),
 since reads need nothing else of Redis and an outage of it must not stop the roster API.
@@ -29,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 _PREFIX = "roster:limits"
 _WINDOW_SECONDS = 60
+LOCKOUT_CHECK_SECONDS = 1.0
+# Addresses whose lock-out state a process remembers at most (then it starts afresh).
+_CHECKED_ADDRESSES = 10_000
 
 # INCR, and give a new counter its expiry in the same round trip.
 _COUNT = """
@@ -71,6 +77,8 @@ class Limits:
         self._lockout_seconds = lockout_seconds
         self._clock = clock
         self._count = redis.register_script(_COUNT)
+        # Address -> (trusted until, locked out until or None), in `clock` time.
+        self._checked: dict[str, tuple[float, float | None]] = {}
 
     async def admit(self, key_id: str) -> Quota | None:
         """Count one request of the key; 429 once its minute is spent. None: no limit (off,
@@ -102,21 +110,31 @@ class Limits:
         """429 while the address is locked out after too many bad keys."""
         if self._failures <= 0:
             return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(self._failures_key(client))
-                pipe.ttl(self._failures_key(client))
-                failures, ttl = await pipe.execute()
-        except (RedisError, OSError) as error:
-            logger.warning("lock-out not checked", extra={"error": type(error).__name__})
-            return
-        if failures is not None and int(failures) >= self._failures:
-            raise _locked_out(max(1, int(ttl)))
+        now = self._clock()
+        checked = self._checked.get(client)
+        if checked is None or checked[0] <= now:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.get(self._failures_key(client))
+                    pipe.ttl(self._failures_key(client))
+                    failures, ttl = await pipe.execute()
+            except (RedisError, OSError) as error:
+                logger.warning("lock-out not checked", extra={"error": type(error).__name__})
+                return
+            locked = failures is not None and int(failures) >= self._failures
+            checked = (now + LOCKOUT_CHECK_SECONDS, now + max(1, int(ttl)) if locked else None)
+            if len(self._checked) >= _CHECKED_ADDRESSES:
+                self._checked.clear()
+            self._checked[client] = checked
+        if checked[1] is not None and checked[1] > now:
+            raise _locked_out(max(1, math.ceil(checked[1] - now)))
 
     async def failed(self, client: str) -> None:
         """Count a bad key presented from `client`."""
         if self._failures <= 0:
             return
+        # Its next request is checked against Redis again, which counts this failure.
+        self._checked.pop(client, None)
         try:
             await self._count(keys=[self._failures_key(client)], args=[self._lockout_seconds])
         except (RedisError, OSError) as error:

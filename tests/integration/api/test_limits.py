@@ -130,3 +130,27 @@ async def test_the_budget_comes_back_at_the_next_minute(redis: Redis) -> None:
     now[0] += 30
     again = await limits.admit("k")
     assert again is not None and (again.remaining, again.reset_seconds) == (1, 60)
+
+
+async def test_a_lock_out_counted_by_another_replica_holds_here_within_a_second(
+    redis: Redis,
+) -> None:
+    now = [1_800_000_000.0]
+
+    def limits() -> Limits:
+        return Limits(
+            redis, per_minute=0, failures_before_lockout=2, lockout_seconds=60, clock=lambda: now[0]
+        )
+
+    here, there = limits(), limits()
+    await here.check_lockout("192.0.2.9")  # not locked out: trusted for a second
+    await there.failed("192.0.2.9")
+    await there.failed("192.0.2.9")
+    with pytest.raises(ProblemError):
+        await there.check_lockout("192.0.2.9")  # counted there: at once
+    await here.check_lockout("192.0.2.9")  # here, still what Redis said a moment ago
+    now[0] += 1.0
+    with pytest.raises(ProblemError) as refused:
+        await here.check_lockout("192.0.2.9")
+    assert refused.value.status == 429
+    assert 1 <= int((refused.value.headers or {})["Retry-After"]) <= 60
