@@ -31,7 +31,7 @@ from app.api import (
     webhooks,
 )
 from app.api.access import AccessMiddleware
-from app.api.answers import AnswerCache, ChangeListener
+from app.api.answers import AnswerCache, ChangeListener, KeptAnswersMiddleware
 from app.api.auth import KeyCache
 from app.api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.api.limits import Limits
@@ -154,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     # Outermost last: metrics see every answer, refused bodies and error pages included.
+    # Innermost, before routing: kept answers, which skip the route's dependencies.
+    app.add_middleware(KeptAnswersMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.api_max_body_bytes,

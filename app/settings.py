@@ -203,7 +203,7 @@ class Settings(BaseSettings):
         description="Postgres connections per API process for reads (sync triggers use 4 more).",
     )
     api_answer_cache_mb: int = Field(
-        default=64,
+        default=128,
         ge=0,
         le=65536,
         description="Megabytes of hot read answers (a teacher's students, a user's sections by"

@@ -110,6 +110,17 @@ class KeyCache:
         # Shielded: a caller that gives up (a client gone) does not cancel the others' lookup.
         return await asyncio.shield(task)
 
+    def peek(self, secret: str) -> KeyGrant | None:
+        """The grant of `secret` if it is cached, still trusted and not expired; None when it
+        is not cached, cached as unknown, or expired (the full lookup decides those)."""
+        entry = self._entries.get(digest(secret))
+        if entry is None or entry[0] <= self._clock() or entry[1] is None:
+            return None
+        grant = entry[1]
+        if grant.expires_at is not None and grant.expires_at <= datetime.now(UTC):
+            return None
+        return grant
+
     async def _load(
         self, key: bytes, secret: str, load: Callable[[str], Awaitable[KeyGrant | None]]
     ) -> KeyGrant | None:

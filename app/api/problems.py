@@ -77,11 +77,16 @@ def problem_response(
     )
 
 
-async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProblemError)
+def problem_error_response(request: Request, exc: ProblemError) -> JSONResponse:
+    """The answer to a raised ProblemError, for code that runs before the app's handlers."""
     return problem_response(
         request, exc.status, exc.detail, title=exc.title, headers=exc.headers, **exc.extra
     )
+
+
+async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_error_response(request, exc)
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:

@@ -11,8 +11,10 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from app.api.answers import CHANNEL
+from app.api.keys import Scope, create_key
 from tests.integration.api.sync_support import bearer
 from tests.integration.sync_sandbox.local_support import Edited, first_record
 from tests.support.app import app_client
@@ -203,3 +205,84 @@ async def test_nothing_is_served_from_memory_while_the_listener_is_away(
     await _eventually(read_from_postgres, "the listener's loss")
     # Back once it listens again (a second later), and kept again.
     await _kept(one, path, edited.reader)
+
+
+@pytest.fixture
+async def trusting(edited: Edited) -> AsyncIterator[httpx.AsyncClient]:
+    """A replica that trusts looked-up keys for a while (the default), so kept answers are
+    served before routing; rate limit and lock-out on, from a client address of its own."""
+    settings = edited.deps.settings.model_copy(
+        update={
+            "api_answer_cache_mb": 8,
+            "api_key_cache_seconds": 30.0,
+            "api_rate_limit_per_minute": 10_000,
+            "api_auth_failures_before_lockout": 3,
+        }
+    )
+    async with app_client(settings, client_address="192.0.2.44") as api:
+        yield api
+    redis = Redis.from_url(settings.require_redis_url())
+    async for key in redis.scan_iter("roster:limits:*"):
+        await redis.delete(key)
+    await redis.aclose()
+
+
+def _requests_of(route: str) -> float:
+    return sum(
+        REGISTRY.get_sample_value(
+            "roster_http_requests_total", {"route": route, "method": "GET", "status": status}
+        )
+        or 0.0
+        for status in ("200", "304")
+    )
+
+
+async def test_a_kept_answer_before_routing_is_the_routes_answer_with_its_checks(
+    edited: Edited, trusting: httpx.AsyncClient
+) -> None:
+    section = first_record(edited.district, "sections")
+    path = f"/v1/teachers/{section['teacher']}/students"
+    route = "/v1/teachers/{user_id}/students"
+    read = await _get(trusting, path, edited.reader)
+    kept = await _kept(trusting, path, edited.reader)
+    assert kept.content == read.content and kept.headers["etag"] == read.headers["etag"]
+    for name in ("content-type", "cache-control", "x-content-type-options", "ratelimit-limit"):
+        assert kept.headers[name] == read.headers[name], name
+    assert int(kept.headers["ratelimit-remaining"]) < int(read.headers["ratelimit-remaining"])
+
+    # Counted under its route, and audited as the key's use of it.
+    before = _requests_of(route)
+    assert (await _get(trusting, path, edited.reader)).status_code == 200
+    not_modified = await _get(
+        trusting, path, edited.reader, **{"If-None-Match": read.headers["etag"]}
+    )
+    assert not_modified.status_code == 304
+    assert _requests_of(route) == before + 2
+
+    async def audited() -> bool:
+        count = await edited.pool.fetchval(
+            "SELECT count(*) FROM audit_events e JOIN api_keys k ON k.id = e.key_id"
+            " WHERE k.name = 'reader' AND e.route = $1 AND e.status = 304",
+            route,
+        )
+        return bool(count)
+
+    await _eventually(audited, "the kept answer's audit event")
+
+    # Another query of the same path is its own answer; a bad parameter still gets its 422.
+    assert (await _get(trusting, f"{path}?limit=1", edited.reader)).status_code == 200
+    assert (await _get(trusting, f"{path}?limit=0", edited.reader)).status_code == 422
+    # A key without roster:read (trusted once looked up), and one the replica never saw,
+    # are the route's to refuse.
+    async with edited.pool.acquire() as connection:
+        sync_only = await create_key(connection, name="sync only", scopes=[Scope.SYNC_WRITE])
+    for _ in range(2):
+        assert (await _get(trusting, path, sync_only.secret)).status_code == 403
+    assert (await _get(trusting, path, "rk_never_issued")).status_code == 401
+
+    # Locked out after bad keys from this address (the unknown one above was the first),
+    # even with a kept answer for a good key.
+    for attempt in range(2):
+        assert (await _get(trusting, path, f"rk_guess{attempt}")).status_code == 401
+    locked = await _get(trusting, path, edited.reader)
+    assert locked.status_code == 429 and "this address" in locked.json()["detail"]
