@@ -347,9 +347,9 @@ async def apply_batch(
         counts.entities[entity].deactivated = await _deactivate(
             connection, staging, entity, district_id
         )
-    for entity, same in _LINEAGE.items():
+    for entity, (same, closest) in _LINEAGE.items():
         if full or await _staged(connection, staging, entity):
-            await _link_lineage(connection, entity, same, district_id)
+            await _link_lineage(connection, entity, same, closest, district_id)
     await _refresh_section_display_names(connection, staging, district_id, full=full)
     await _end_links_to_deactivated(connection, staging, district_id)
     await _stage_reference_warnings(connection, staging, district_id, full=full)
@@ -913,23 +913,33 @@ async def _staged(connection: asyncpg.Connection, staging: Staging, entity: str)
 # first appearance (the same sync, or the events of a day).
 _RECREATED_WITHIN = "interval '1 day'"
 
-# When a new term or course `n` continues a deactivated one `o` of its district.
+# When a new term or course `n` continues a deactivated one `o` of its district, and which
+# of several such `o` it continues first: for courses, one with the same number and name
+# before one that shares only one of them (a district may have several "Algebra I").
 _LINEAGE = {
-    "terms": ("o.name = n.name AND o.start_date <= n.end_date AND n.start_date <= o.end_date"),
-    "courses": "(o.number = n.number OR o.name = n.name)",
+    "terms": (
+        "o.name = n.name AND o.start_date <= n.end_date AND n.start_date <= o.end_date",
+        "",
+    ),
+    "courses": (
+        "(o.number = n.number OR o.name = n.name)",
+        "(o.number IS NOT DISTINCT FROM n.number AND o.name IS NOT DISTINCT FROM n.name) DESC,"
+        " (o.number IS NOT DISTINCT FROM n.number) DESC,",
+    ),
 }
 
 
 async def _link_lineage(
-    connection: asyncpg.Connection, entity: str, same: str, district_id: str
+    connection: asyncpg.Connection, entity: str, same: str, closest: str, district_id: str
 ) -> None:
     """Chain terms (courses) Clever recreated with new ids: `lineage_id` is the chain's
     first record's id, null when it continues none (its lineage is its own id: a new record
     is not written again to say so).
 
     An active record that starts no chain of its own continues the newest deactivated one
-    of its district that it resembles (`_LINEAGE`), was first seen before it, was
-    deactivated around when it appeared (`_RECREATED_WITHIN`), and has no other successor.
+    of its district that it resembles (`_LINEAGE`: the closest first), was first seen
+    before it, was deactivated around when it appeared (`_RECREATED_WITHIN`), and has no
+    other successor.
     A lineage cut by an override (`lineage_id` set to the record's own id) is kept, and a
     chain through a cut record starts there.
     """
@@ -958,7 +968,7 @@ async def _link_lineage(
                       WHERE s.district_id = o.district_id AND s.id NOT IN (o.id, n.id)
                         AND s.lineage_id = {of_o} AND s.first_seen_at > o.first_seen_at
                   )
-                ORDER BY o.deleted_at DESC, o.id LIMIT 1
+                ORDER BY {closest} o.deleted_at DESC, o.id LIMIT 1
             )) AS lineage_id
             FROM {entity} n
             WHERE n.district_id = $1 AND n.deleted_at IS NULL

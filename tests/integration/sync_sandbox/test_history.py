@@ -406,3 +406,15 @@ async def test_a_roll_over_links_recreated_courses_and_starts_new_terms(edited: 
     both = await edited.get(f"/v1/courses/{course_new}/sections?lineage_id={course_old}")
     now = await edited.get(f"/v1/courses/{course_new}/sections")
     assert {s["id"] for s in both["data"]} >= {s["id"] for s in now["data"]}
+
+
+async def test_a_recreated_course_continues_the_one_of_its_number_and_name(edited: Edited) -> None:
+    district = edited.district
+    first, second = list(district.iter_records("courses"))[:2]
+    assert first["number"] != second["number"]
+    district.update(second["id"], {"name": first["name"]})  # two courses of one name
+    await edited.run(RunMode.FULL)
+    renamed = district.roll_over_terms()
+    await edited.run(RunMode.FULL)
+    for old in (first["id"], second["id"]):
+        assert (await edited.get(f"/v1/courses/{renamed[old]}"))["lineage_id"] == old
