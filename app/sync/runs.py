@@ -120,7 +120,9 @@ async def finish_run(
         WITH run AS (
             UPDATE sync_runs SET
                 status = $2,
-                finished_at = CASE WHEN $2 = 'held' THEN NULL ELSE now() END,
+                -- The moment of this statement, not of the transaction's start: a full
+                -- sync's merge runs in the transaction that records its end.
+                finished_at = CASE WHEN $2 = 'held' THEN NULL ELSE clock_timestamp() END,
                 counts = COALESCE($3, counts),
                 warnings_count = COALESCE($4, warnings_count),
                 clever_requests = COALESCE($5, clever_requests),

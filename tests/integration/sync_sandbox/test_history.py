@@ -418,3 +418,16 @@ async def test_a_recreated_course_continues_the_one_of_its_number_and_name(edite
     await edited.run(RunMode.FULL)
     for old in (first["id"], second["id"]):
         assert (await edited.get(f"/v1/courses/{renamed[old]}"))["lineage_id"] == old
+
+
+async def test_a_runs_recorded_end_comes_after_its_merge(edited: Edited) -> None:
+    run = await edited.pool.fetchrow(
+        "SELECT id, started_at, finished_at FROM sync_runs"
+        " WHERE district_id = $1 AND status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
+        edited.district.id,
+    )
+    applied = await edited.pool.fetchval(
+        "SELECT max(applied_at) FROM changes WHERE run_id = $1", run["id"]
+    )
+    # The merge's changes carry its transaction's start; the run ends when the merge did.
+    assert run["started_at"] < applied < run["finished_at"]
