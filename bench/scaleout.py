@@ -75,10 +75,6 @@ def workers(count: int, env: dict[str, str], options: BenchOptions) -> Iterator[
             stop(process)
 
 
-async def _flush(redis: ArqRedis) -> None:
-    await redis.flushdb()
-
-
 async def sync_all(
     count: int, sandbox: Sandbox, options: BenchOptions, database_url: str
 ) -> dict[str, Any]:
@@ -102,7 +98,7 @@ async def sync_all(
     pool = await asyncpg.create_pool(to_asyncpg_url(database_url), min_size=1, max_size=4)
     assert pool is not None
     try:
-        await _flush(redis)
+        await redis.flushdb()
         with workers(count, env, options):
             await asyncio.sleep(WORKER_START_SECONDS)
             for district_id in sandbox.tokens:
@@ -131,7 +127,7 @@ async def sync_all(
         assert row is not None
     finally:
         await pool.close()
-        await _flush(redis)
+        await redis.flushdb()
         await redis.aclose()
     seconds = float(row["seconds"])
     return {

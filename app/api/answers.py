@@ -214,13 +214,12 @@ async def answer(
     request: Request,
     principal: Principal,
     read: Callable[[], Awaitable[Answer | None]],
-    missing: Callable[[], Exception],
     *,
     keep: bool = True,
-) -> Response:
+) -> Response | None:
     """The kept answer to this request, else `read()`'s (kept if `keep`); 304 when
-    `If-None-Match` names its ETag. `missing()` is raised when `read` finds nothing to
-    show (404s are not kept).
+    `If-None-Match` names its ETag. None when `read` finds nothing to show (the caller's
+    404, never kept).
 
     An answer is kept per path and query, the caller's districts and sensitive-field
     access (what decides what a key sees), and the date (a term is current by the date).
@@ -233,7 +232,7 @@ async def answer(
     mark = cache.mark()
     found = await read()
     if found is None:
-        raise missing()
+        return None
     etag = cache.put(key, found, mark, request.scope.get("route")) if keep else found.etag
     return respond(request, found.body, etag, "read")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,6 +17,7 @@ from app.api.deps import (
     AsOf,
     DistrictFilter,
     IncludeInactive,
+    Reader,
     ReaderDep,
     UserId,
     get_or_404,
@@ -136,6 +139,20 @@ async def list_user_sections(
     return page_response(owned.rows, page.limit)
 
 
+async def _user_answer(
+    request: Request,
+    reader: Reader,
+    user_id: str,
+    as_of: datetime | None,
+    read: Callable[[], Awaitable[Answer | None]],
+) -> Response:
+    """A hot read about one user: kept unless it is as of a past instant; 404 if unseen."""
+    found = await answer(request, reader.principal, read, keep=as_of is None)
+    if found is None:
+        raise not_found("user", user_id)
+    return found
+
+
 @router.get(
     "/users/{user_id}/sections/by-term",
     name="users-list-sections-by-term",
@@ -163,13 +180,7 @@ async def list_user_sections_by_term(
         found = await roster.user_sections_by_term(reader.connection, user_id, scope, role=role)
         return None if found is None else Answer(found.district_id, found.body.encode())
 
-    return await answer(
-        request,
-        reader.principal,
-        read,
-        lambda: not_found("user", user_id),
-        keep=as_of is None,
-    )
+    return await _user_answer(request, reader, user_id, as_of, read)
 
 
 @router.get(
@@ -195,13 +206,7 @@ async def list_teacher_students(
             return None
         return Answer(owned.district_id, page_body(owned.rows, page.limit))
 
-    return await answer(
-        request,
-        reader.principal,
-        read,
-        lambda: not_found("user", user_id),
-        keep=as_of is None,
-    )
+    return await _user_answer(request, reader, user_id, as_of, read)
 
 
 @router.get(
