@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -113,7 +114,8 @@ def test_the_server_does_not_name_its_software(
 
 
 def _get_on(sock: socket.socket, host: str) -> bytes:
-    """One keep-alive GET /healthz on an open connection; the answer's status line."""
+    """One keep-alive GET /healthz on an open connection, read to the end of its body (so
+    the next request's answer starts clean); the answer's status line."""
     sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     answer = b""
     while b"\r\n\r\n" not in answer:
@@ -121,7 +123,15 @@ def _get_on(sock: socket.socket, host: str) -> bytes:
         if not piece:
             break
         answer += piece
-    return answer.split(b"\r\n", 1)[0]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    remaining = int(length.group(1)) - len(body) if length else 0
+    while remaining > 0:
+        piece = sock.recv(remaining)
+        if not piece:
+            break
+        remaining -= len(piece)
+    return head.split(b"\r\n", 1)[0]
 
 
 def test_an_idle_connection_outlives_a_client_pool_s_idle_timeout(
