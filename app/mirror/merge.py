@@ -356,7 +356,7 @@ async def apply_batch(
     for spec in (USER_SCHOOLS, CONTACT_RELATIONSHIPS, SECTION_TEACHERS):
         counts.links[spec.table] = await _merge_links(connection, staging, spec, district_id)
     counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
-    if full or await _staged(connection, staging, "users"):
+    if full or await _people_staged(connection, staging):
         await connection.executemany(
             f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
             f" VALUES ('users', $1, 'email', '{people.LINK_CHANGED}', $2)",
@@ -907,6 +907,18 @@ async def _staged(connection: asyncpg.Connection, staging: Staging, entity: str)
         f" OR EXISTS (SELECT 1 FROM {staging.table('deletions')} WHERE entity = '{entity}')"
     )
     return changed
+
+
+async def _people_staged(connection: asyncpg.Connection, staging: Staging) -> bool:
+    """Whether the batch staged a user who has or may get a person: one with a linked role,
+    or one linked now (whose role may have changed). Other users leave people as they are,
+    so a batch of students' events skips linking the district's staff again."""
+    staged: bool = await connection.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {staging.table('users')} s"
+        f" WHERE s.roles && ARRAY{list(people.LINKED_ROLES)}::text[]"
+        "    OR EXISTS (SELECT 1 FROM person_links pl WHERE pl.user_id = s.id))"
+    )
+    return staged
 
 
 # A record Clever recreated: the old one deactivated within this time of the new one's

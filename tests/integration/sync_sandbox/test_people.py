@@ -175,3 +175,28 @@ async def test_a_record_leaving_a_shared_person_does_not_take_it_along(edited: E
     newcomer = district.create("users", {"email": email}, role="staff")
     await edited.full()
     assert (await _person(edited, newcomer))["id"] == person["id"]
+
+
+async def test_a_staff_record_that_becomes_a_student_by_an_event_leaves_its_person(
+    edited: Edited,
+) -> None:
+    """Linking runs for an event batch that stages a record linked now, even one that no
+    longer has a linked role; a batch of other students' events leaves people as they are."""
+    district = edited.district
+    email = _teacher_with_own_email(edited)["email"]
+    staff = district.create("users", {"email": email}, role="staff")
+    await edited.full()
+    person = await _person(edited, staff)
+    assert len(person["user_ids"]) == 2
+
+    student = first_record(district, "users", "student")["id"]
+    district.update(student, {"name": {"middle": "Q"}})
+    await edited.incremental()
+    assert (await _person(edited, staff))["id"] == person["id"]
+
+    district.update(staff, {"roles": {"staff": None, "student": {"grade": "9"}}})
+    await edited.incremental()
+    assert (await edited.get(f"/v1/users/{staff}"))["person_id"] is None
+    assert (await _person(edited, person["id"]))["user_ids"] == [
+        user for user in person["user_ids"] if user != staff
+    ]
