@@ -377,7 +377,7 @@ def keys_create(
     scope: Annotated[
         list[str],
         typer.Option(
-            help="roster:read, roster:write, roster:sensitive, sync:write or admin"
+            help="roster:read, roster:write, roster:sensitive, sync:write, console or admin"
             " (repeat for several)."
         ),
     ],

@@ -38,6 +38,7 @@ from app.api.limits import Limits
 from app.api.links import document_links
 from app.api.problems import document_problems, install_problem_handlers
 from app.audit import AuditLog
+from app.console import routes as console
 from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool, listening_connection
 from app.observability.metrics import MetricsMiddleware
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
+    console.install(app)
     for router in (
         districts.router,
         schools.router,

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
 
     sync_full_cron: str = "0 3 * * *"
     sync_max_deactivate_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
+    # The console shows a district stale without a successful sync this recent.
+    sync_stale_after_hours: int = Field(default=24, ge=1, le=24 * 30)
     sync_events_interval_seconds: int = Field(default=300, ge=30, le=86400)
     sync_events_max_age_days: int = Field(
         default=25,
@@ -164,6 +166,8 @@ class Settings(BaseSettings):
         "(several during a rotation). Empty: webhooks are refused.",
     )
 
+    # How long a console sign-in lasts.
+    console_session_hours: int = Field(default=8, ge=1, le=24 * 7)
     api_key_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.problems import PROBLEM_CONTENT_TYPE
 
 # Paths whose answers must not be stored: roster data and the sync endpoints.
-NO_STORE_PREFIXES = ("/v1/", "/sync")
+NO_STORE_PREFIXES = ("/v1/", "/sync", "/ui/")
 
 
 async def send_problem(

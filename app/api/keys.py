@@ -31,6 +31,8 @@ class Scope(StrEnum):
     WRITE = "roster:write"
     SENSITIVE = "roster:sensitive"
     SYNC_WRITE = "sync:write"
+    # The operator console (`/ui`): every district's syncs and warnings, without SQL.
+    CONSOLE = "console"
     ADMIN = "admin"
 
 
@@ -214,16 +216,32 @@ class KeyGrant:
     expires_at: datetime | None = None
 
 
+_GRANT_COLUMNS = (
+    "id, name, scopes, district_ids, expires_at,"
+    " last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale"
+)
+_USABLE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+
+
 async def find_key(connection: asyncpg.Connection, secret: str) -> KeyGrant | None:
     """The grant of a key neither revoked nor expired. Its `last_used_at` is kept to the
     minute: written only when older, so a busy key does not update its row on every lookup."""
     record = await connection.fetchrow(
-        "SELECT id, name, scopes, district_ids, expires_at,"
-        " last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale"
-        " FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"
-        " AND (expires_at IS NULL OR expires_at > now())",
+        f"SELECT {_GRANT_COLUMNS} FROM api_keys WHERE secret_hash = $1 AND {_USABLE}",
         digest(secret),
     )
+    return await _grant(connection, record)
+
+
+async def find_key_by_id(connection: asyncpg.Connection, key_id: uuid.UUID) -> KeyGrant | None:
+    """As `find_key`, for a key known by its id (a console session's)."""
+    record = await connection.fetchrow(
+        f"SELECT {_GRANT_COLUMNS} FROM api_keys WHERE id = $1 AND {_USABLE}", key_id
+    )
+    return await _grant(connection, record)
+
+
+async def _grant(connection: asyncpg.Connection, record: asyncpg.Record | None) -> KeyGrant | None:
     if record is None:
         return None
     if record["stale"]:

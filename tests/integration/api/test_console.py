@@ -1,0 +1,208 @@
+"""The operator console over HTTP (the app in-process): signing in and out, sessions that
+hold no key, CSRF on every form, districts and runs a key may see, sync now, held runs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from arq.connections import ArqRedis
+
+from app.api.keys import Scope, create_key, revoke_key
+from app.settings import Settings
+from sandbox.server import RunningSandbox
+from tests.integration.api.conftest import Keys, Mirrored
+from tests.integration.api.sync_support import arq_queue, queued_job, restored_queue, run_queued_job
+from tests.integration.api.test_sync_api import HeldRun, held  # noqa: F401 (a fixture)
+from tests.integration.sync_sandbox.support import sandbox_settings, sync_deps
+from tests.support.app import app_client
+
+
+@pytest.fixture(scope="module")
+async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
+    async with arq_queue(settings) as queue:
+        yield queue
+
+
+@pytest.fixture(autouse=True)
+async def _restored(
+    api_pool: asyncpg.Pool, queue: ArqRedis, mirrored: Mirrored
+) -> AsyncIterator[None]:
+    async with restored_queue(api_pool, queue, [mirrored.s.id, mirrored.other.id]):
+        yield
+
+
+async def _key(pool: asyncpg.Pool, *scopes: Scope, districts: list[str] | None = None) -> str:
+    async with pool.acquire() as connection:
+        created = await create_key(
+            connection, name="console " + "+".join(scopes), scopes=scopes, district_ids=districts
+        )
+    return created.secret
+
+
+@pytest.fixture
+async def browser(api_settings: Settings, mirrored: Mirrored) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of its own (its own cookies), following no redirect by itself."""
+    async with app_client(api_settings) as client:
+        yield client
+
+
+def _token(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+async def _sign_in(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    form = await client.get("/ui/login")
+    return await client.post("/ui/login", data={"key": key, "csrf_token": _token(form)})
+
+
+async def _signed_in(client: httpx.AsyncClient, key: str) -> str:
+    """Sign in; the CSRF token of the session's forms."""
+    answer = await _sign_in(client, key)
+    assert answer.status_code == 303 and answer.headers["location"] == "/ui/", answer.text
+    page = await client.get("/ui/")
+    assert page.status_code == 200
+    return _token(page)
+
+
+async def test_signing_in_sets_a_strict_cookie_that_holds_no_key(
+    browser: httpx.AsyncClient, api_pool: asyncpg.Pool, queue: ArqRedis, mirrored: Mirrored
+) -> None:
+    page = await browser.get("/ui/")
+    assert page.status_code == 303 and page.headers["location"] == "/ui/login"
+    key = await _key(api_pool, Scope.CONSOLE)
+    answer = await _sign_in(browser, key)
+    assert answer.status_code == 303
+    cookie = next(
+        value
+        for name, value in answer.headers.multi_items()
+        if name == "set-cookie" and value.startswith("roster_console=")
+    )
+    flags = {part.strip().lower() for part in cookie.split(";")}
+    assert {"httponly", "samesite=strict", "path=/ui"} <= flags
+    assert "secure" not in flags  # plain HTTP here; set over TLS
+    session_id = cookie.split(";")[0].split("=", 1)[1]
+    assert key not in cookie and session_id not in str(await queue.keys("roster:console:*"))
+    for stored in await queue.keys("roster:console:*"):
+        assert key.encode() not in await queue.get(stored)
+
+    listing = await browser.get("/ui/")
+    assert listing.status_code == 200 and "text/html" in listing.headers["content-type"]
+    assert listing.headers["cache-control"] == "no-store"
+    for district in (mirrored.s, mirrored.other):
+        assert f'data-district="{district.id}"' in listing.text
+    assert "fresh" in listing.text and "connected" in listing.text
+
+    out = await browser.post("/ui/logout", data={"csrf_token": _token(listing)})
+    assert out.status_code == 303 and out.headers["location"] == "/ui/login"
+    assert (await browser.get("/ui/")).status_code == 303
+    # The old cookie is dead on the server too, not only forgotten by this browser.
+    browser.cookies.set("roster_console", session_id, path="/ui")
+    assert (await browser.get("/ui/")).status_code == 303
+
+
+async def test_wrong_keys_forms_without_their_token_and_revoked_keys_are_refused(
+    browser: httpx.AsyncClient, api_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    wrong = await _sign_in(browser, "rk_not_a_key")
+    assert wrong.status_code == 401 and 'role="alert"' in wrong.text
+    reader = await _sign_in(browser, keys.read)
+    assert reader.status_code == 403 and "console" in reader.text
+    no_token = await browser.post("/ui/login", data={"key": keys.admin})
+    assert no_token.status_code == 403
+    assert "roster_console=" not in no_token.headers.get("set-cookie", "")
+
+    key = await _key(api_pool, Scope.CONSOLE)
+    token = await _signed_in(browser, key)
+    district_id = await api_pool.fetchval("SELECT id FROM districts ORDER BY id LIMIT 1")
+    for data in ({}, {"csrf_token": "forged", "mode": "full"}):
+        refused = await browser.post(f"/ui/districts/{district_id}/sync", data=data)
+        assert refused.status_code == 403, refused.text
+    assert await api_pool.fetchval("SELECT count(*) FROM sync_runs WHERE status = 'queued'") == 0
+    assert (await browser.post("/ui/logout", data={})).status_code == 403
+
+    async with api_pool.acquire() as connection:
+        assert await revoke_key(connection, key[:10]) is not None
+    assert (await browser.get("/ui/")).status_code == 303
+    del token
+
+
+async def test_a_key_limited_to_a_district_sees_only_it(
+    browser: httpx.AsyncClient, api_pool: asyncpg.Pool, mirrored: Mirrored
+) -> None:
+    key = await _key(api_pool, Scope.CONSOLE, districts=[mirrored.s.id])
+    token = await _signed_in(browser, key)
+    listing = await browser.get("/ui/")
+    assert f'data-district="{mirrored.s.id}"' in listing.text
+    assert mirrored.other.id not in listing.text
+    assert (await browser.get(f"/ui/districts/{mirrored.s.id}")).status_code == 200
+    other_run = await api_pool.fetchval(
+        "SELECT id FROM sync_runs WHERE district_id = $1 LIMIT 1", mirrored.other.id
+    )
+    for path in (f"/ui/districts/{mirrored.other.id}", f"/ui/runs/{other_run}"):
+        page = await browser.get(path)
+        # As for an id that does not exist: nothing of the district shows.
+        assert page.status_code == 404 and "No " in page.text and "<table" not in page.text
+    refused = await browser.post(
+        f"/ui/districts/{mirrored.other.id}/sync", data={"csrf_token": token, "mode": "full"}
+    )
+    assert refused.status_code == 404
+    assert (await browser.get(f"/ui/runs/{uuid.uuid4()}")).status_code == 404
+
+
+async def test_sync_now_queues_a_run_whose_page_follows_it_to_its_end(
+    browser: httpx.AsyncClient,
+    api_pool: asyncpg.Pool,
+    queue: ArqRedis,
+    mirrored: Mirrored,
+    other_sandbox: RunningSandbox,
+    api_settings: Settings,
+) -> None:
+    token = await _signed_in(browser, await _key(api_pool, Scope.ADMIN))
+    district = mirrored.other
+    answer = await browser.post(
+        f"/ui/districts/{district.id}/sync", data={"csrf_token": token, "mode": "incremental"}
+    )
+    assert answer.status_code == 303
+    run_id = answer.headers["location"].removeprefix("/ui/runs/")
+    run = await api_pool.fetchrow("SELECT * FROM sync_runs WHERE id = $1", uuid.UUID(run_id))
+    assert (run["district_id"], run["mode"], run["status"]) == (
+        district.id,
+        "incremental",
+        "queued",
+    )
+    assert await queued_job(queue, district.id) is not None
+    page = await browser.get(f"/ui/runs/{run_id}")
+    assert '<meta http-equiv="refresh"' in page.text and "queued" in page.text
+
+    configured = sandbox_settings(api_settings, sandbox=other_sandbox, district=district)
+    await run_queued_job(queue, sync_deps(configured, pool=api_pool), district.id)
+    page = await browser.get(f"/ui/runs/{run_id}")
+    assert "refresh" not in page.text and "succeeded" in page.text
+    history = await browser.get(f"/ui/districts/{district.id}")
+    assert run_id[:8] in history.text and history.text.count("<svg") == 3
+
+
+async def test_a_held_run_shows_why_it_is_held_and_can_be_rejected(
+    browser: httpx.AsyncClient,
+    api_pool: asyncpg.Pool,
+    held: HeldRun,  # noqa: F811
+) -> None:
+    token = await _signed_in(browser, await _key(api_pool, Scope.CONSOLE))
+    page = await browser.get(f"/ui/runs/{held.run_id}")
+    assert page.status_code == 200 and 'id="held"' in page.text
+    assert f"{held.unshared} of" in page.text.split('id="held"')[1]
+    refused = await browser.post(f"/ui/runs/{held.run_id}/reject", data={})
+    assert refused.status_code == 403
+    rejected = await browser.post(f"/ui/runs/{held.run_id}/reject", data={"csrf_token": token})
+    assert rejected.status_code == 303
+    status = await api_pool.fetchval("SELECT status FROM sync_runs WHERE id = $1", held.run_id)
+    assert status == "rejected"
+    again = await browser.post(f"/ui/runs/{held.run_id}/approve", data={"csrf_token": token})
+    assert again.status_code == 409
