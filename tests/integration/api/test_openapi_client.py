@@ -85,6 +85,16 @@ def test_every_error_is_documented_as_a_problem(document: dict[str, Any]) -> Non
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
+def test_every_operation_has_a_summary_of_its_own(document: dict[str, Any]) -> None:
+    # Without one, FastAPI makes the operation id a summary: `districts-list`, `Districts-List`.
+    missing = [
+        f"{method} {path}"
+        for method, path, operation in operations(document)
+        if operation.get("summary", "").lower() in ("", operation["operationId"])
+    ]
+    assert missing == []
+
+
 @pytest.fixture(scope="module")
 def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """A client generated from the committed document, imported as `roster_client`."""
