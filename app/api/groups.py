@@ -8,7 +8,7 @@ is answered 404, like an id that does not exist.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Body, Path
@@ -77,6 +77,10 @@ class NewMembers(BaseModel):
     user_ids: list[RecordId] = Field(min_length=1, max_length=MAX_MEMBERS)
 
 
+# What `lists` is when given (the field states its bounds and the ids' pattern).
+_LISTS: dict[str, Any] = {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}
+
+
 class SectionSplit(BaseModel):
     """Exactly one of `count` and `lists`."""
 
@@ -86,7 +90,7 @@ class SectionSplit(BaseModel):
         json_schema_extra={
             "if": {"required": ["count"], "properties": {"count": {"type": "integer"}}},
             "then": {"properties": {"lists": {"type": "null"}}},
-            "else": {"required": ["lists"], "properties": {"lists": {"type": "array"}}},
+            "else": {"required": ["lists"], "properties": {"lists": _LISTS}},
         },
     )
 
