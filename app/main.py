@@ -18,6 +18,7 @@ from app.api import (
     changes,
     courses,
     districts,
+    docs,
     groups,
     health,
     overrides,
@@ -139,6 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Roster mirror",
         version="1.0.0",
         summary="School-agnostic roster data mirrored from Clever.",
+        description=docs.DESCRIPTION,
+        openapi_tags=docs.TAGS,
+        servers=docs.SERVERS,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         # A redirect to the slash-less path would be built from the Host header, which the

@@ -85,6 +85,19 @@ def test_every_error_is_documented_as_a_problem(document: dict[str, Any]) -> Non
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
+def test_the_document_says_what_the_api_is_and_where(document: dict[str, Any]) -> None:
+    info = document["info"]
+    assert "Clever" in info["description"] and "problem+json" in info["description"]
+    assert document["servers"] == [{"url": "/", "description": "This server"}]
+
+
+def test_every_tag_is_described_and_used(document: dict[str, Any]) -> None:
+    described = {tag["name"]: tag.get("description", "") for tag in document["tags"]}
+    used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
+    assert set(described) == used
+    assert all(described.values())
+
+
 def test_every_operation_has_a_summary_of_its_own(document: dict[str, Any]) -> None:
     # Without one, FastAPI makes the operation id a summary: `districts-list`, `Districts-List`.
     missing = [
