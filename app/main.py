@@ -143,6 +143,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=docs.DESCRIPTION,
         openapi_tags=docs.TAGS,
         servers=docs.SERVERS,
+        # FastAPI's pages load their scripts from a CDN; `app.api.docs` serves its own.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         # A redirect to the slash-less path would be built from the Host header, which the
@@ -169,6 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_PATH, docs.assets(), name="docs-assets")
     for router in (
         districts.router,
         schools.router,

@@ -1,9 +1,21 @@
-"""The API's documentation: the prose of the OpenAPI document (what the API is, each tag,
-where it is served)."""
+"""The API's documentation: the prose of the OpenAPI document, and the pages that show it.
+
+`/docs` (Swagger UI) and `/redoc` (ReDoc) load their scripts, stylesheet and icon from the
+app itself, under `ASSETS_PATH`, as the `fastapi-standalone-docs` package ships them:
+FastAPI's own pages fetch them from a CDN (and ReDoc its fonts from Google), so they would
+not render on a machine without internet access, and would tell those hosts who reads the
+docs. `create_app` turns FastAPI's pages off and serves these. None of it is in the OpenAPI
+document.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 DESCRIPTION = """\
 The roster of school districts mirrored from the Clever Data API, cleaned and
@@ -78,3 +90,53 @@ TAGS: list[dict[str, Any]] = [
 
 # Relative, so a client resolves the paths against wherever it read the document.
 SERVERS: list[dict[str, Any]] = [{"url": "/", "description": "This server"}]
+
+ASSETS_PATH = "/static/docs"
+SWAGGER_JS = "swagger/swagger-ui-bundle.js"
+SWAGGER_CSS = "swagger/swagger-ui.css"
+REDOC_JS = "redoc/redoc.standalone.js"
+FAVICON = "fastapi/favicon.png"
+
+router = APIRouter(include_in_schema=False)
+
+
+def assets() -> StaticFiles:
+    """The pages' scripts, stylesheets and icon, to mount at `ASSETS_PATH`."""
+    return StaticFiles(packages=[("fastapi_standalone_docs", "static")])
+
+
+def _root(request: Request) -> str:
+    # Behind a proxy that serves the app under a prefix, every URL of the page needs it.
+    root_path: str = request.scope.get("root_path", "")
+    return root_path.rstrip("/")
+
+
+def _asset(request: Request, name: str) -> str:
+    return f"{_root(request)}{ASSETS_PATH}/{name}"
+
+
+@router.get("/docs", name="docs-swagger-ui")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI on the app's OpenAPI document."""
+    return get_swagger_ui_html(
+        openapi_url=_root(request) + request.app.openapi_url,
+        title=f"{request.app.title} - Swagger UI",
+        swagger_js_url=_asset(request, SWAGGER_JS),
+        swagger_css_url=_asset(request, SWAGGER_CSS),
+        swagger_favicon_url=_asset(request, FAVICON),
+        oauth2_redirect_url=None,
+        # Swagger UI would otherwise show a badge image from the online validator.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
+@router.get("/redoc", name="docs-redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    """ReDoc on the app's OpenAPI document."""
+    return get_redoc_html(
+        openapi_url=_root(request) + request.app.openapi_url,
+        title=f"{request.app.title} - ReDoc",
+        redoc_js_url=_asset(request, REDOC_JS),
+        redoc_favicon_url=_asset(request, FAVICON),
+        with_google_fonts=False,
+    )

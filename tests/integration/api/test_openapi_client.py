@@ -108,6 +108,12 @@ def test_every_operation_has_a_summary_of_its_own(document: dict[str, Any]) -> N
     assert missing == []
 
 
+def test_the_docs_pages_are_not_operations(document: dict[str, Any]) -> None:
+    assert not [
+        path for path in document["paths"] if path.startswith(("/docs", "/redoc", "/static"))
+    ]
+
+
 @pytest.fixture(scope="module")
 def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """A client generated from the committed document, imported as `roster_client`."""
