@@ -6,8 +6,10 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN := $(UV) run --frozen
+SPECTRAL_VERSION := 6.16.3
+SPECTRAL := .tools/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral
 
-.PHONY: help install run down test test-reliability lint typecheck format migrate openapi openapi-check bench
+.PHONY: help install run down test test-reliability lint spectral typecheck format migrate openapi openapi-check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -32,10 +34,17 @@ test: install ## Run the test suite and check the OpenAPI document
 test-reliability: install ## The reliability suite: fault matrix, crash points, model-based syncs
 	$(RUN) pytest -m reliability tests/reliability
 
-lint: install ## ruff (lint + format check) and hadolint on the Dockerfile
+lint: install spectral ## ruff (lint + format check), hadolint on the Dockerfile, and spectral
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) hadolint Dockerfile
+
+$(SPECTRAL):
+	npm install --prefix .tools/spectral-$(SPECTRAL_VERSION) --ignore-scripts --no-audit --no-fund \
+		@stoplight/spectral-cli@$(SPECTRAL_VERSION)
+
+spectral: $(SPECTRAL) ## Spectral (.spectral.yaml) on openapi/openapi.json: any warning fails
+	$(SPECTRAL) lint --fail-severity=warn openapi/openapi.json
 
 typecheck: install ## mypy --strict
 	$(RUN) mypy

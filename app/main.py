@@ -18,6 +18,7 @@ from app.api import (
     changes,
     courses,
     districts,
+    docs,
     groups,
     health,
     overrides,
@@ -140,6 +141,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Roster mirror",
         version="1.0.0",
         summary="School-agnostic roster data mirrored from Clever.",
+        description=docs.DESCRIPTION,
+        openapi_tags=docs.TAGS,
+        servers=docs.SERVERS,
+        # FastAPI's pages load their scripts from a CDN; `app.api.docs` serves its own.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         # A redirect to the slash-less path would be built from the Host header, which the
@@ -167,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
     console.install(app)
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_PATH, docs.assets(), name="docs-assets")
     for router in (
         districts.router,
         schools.router,

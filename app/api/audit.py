@@ -28,7 +28,9 @@ class AuditEvent(BaseModel):
     client: str | None = Field(description="The client's address, for failed authentications.")
 
 
-@router.get("/audit", name="audit-list", response_model=Page[AuditEvent])
+@router.get(
+    "/audit", name="audit-list", summary="List audit events", response_model=Page[AuditEvent]
+)
 async def list_audit_events(
     principal: AdminAccess,
     request: Request,

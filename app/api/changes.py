@@ -103,6 +103,7 @@ async def feed_position(
 @router.get(
     "/changes",
     name="changes-list",
+    summary="List changes",
     response_model=ChangePage,
     responses={
         410: {"model": Problem, "description": "The cursor is older than the history kept."}
@@ -133,7 +134,12 @@ async def list_changes(
     return JSONText(f'{{"data":[{body}],"next_cursor":"{position}"}}'.encode())
 
 
-@router.get("/changes/latest", name="changes-latest", response_model=ChangeCursor)
+@router.get(
+    "/changes/latest",
+    name="changes-latest",
+    summary="Get the latest change cursor",
+    response_model=ChangeCursor,
+)
 async def latest_cursor(reader: ReaderDep) -> ChangeCursor:
     """The cursor after every change made so far: read from it to get only what comes."""
     return ChangeCursor(cursor=str(await changes.latest(reader.connection)))

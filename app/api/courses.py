@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["courses"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("course")
 
 
-@router.get("/courses", name="courses-list", response_model=Page[Course])
+@router.get("/courses", name="courses-list", summary="List courses", response_model=Page[Course])
 async def list_courses(
     reader: ReaderDep,
     page: PageDep,
@@ -40,7 +40,13 @@ async def list_courses(
     return page_response(await list_records(reader.connection, COURSES, listing), page.limit)
 
 
-@router.get("/courses/{course_id}", name="courses-get", response_model=Course, responses=NOT_FOUND)
+@router.get(
+    "/courses/{course_id}",
+    name="courses-get",
+    summary="Get a course",
+    response_model=Course,
+    responses=NOT_FOUND,
+)
 async def get_course(
     course_id: CourseId,
     reader: ReaderDep,
@@ -55,6 +61,7 @@ async def get_course(
 @router.get(
     "/courses/{course_id}/sections",
     name="courses-list-sections",
+    summary="List a course's sections",
     response_model=Page[Section],
     responses=NOT_FOUND,
 )

@@ -27,7 +27,9 @@ from app.mirror.queries.collections import DISTRICTS, get_record, list_records
 router = APIRouter(prefix="/v1", tags=["districts"], responses=AUTH_RESPONSES)
 
 
-@router.get("/districts", name="districts-list", response_model=Page[District])
+@router.get(
+    "/districts", name="districts-list", summary="List districts", response_model=Page[District]
+)
 async def list_districts(reader: ReaderDep, page: PageDep, filters: FiltersDep) -> JSONText:
     """Districts mirrored from Clever that the key may see, in id order."""
     rows = await list_records(
@@ -39,6 +41,7 @@ async def list_districts(reader: ReaderDep, page: PageDep, filters: FiltersDep) 
 @router.get(
     "/districts/{district_id}",
     name="districts-get",
+    summary="Get a district",
     response_model=District,
     responses=not_found_responses("district"),
 )
@@ -65,6 +68,7 @@ class DistrictChanges(BaseModel):
 @router.patch(
     "/districts/{district_id}",
     name="districts-patch",
+    summary="Turn a district's sensitive fields on or off",
     response_model=District,
     responses=not_found_responses("district"),
 )

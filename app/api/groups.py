@@ -8,7 +8,7 @@ is answered 404, like an id that does not exist.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Body, Path
@@ -77,6 +77,10 @@ class NewMembers(BaseModel):
     user_ids: list[RecordId] = Field(min_length=1, max_length=MAX_MEMBERS)
 
 
+# What `lists` is when given (the field states its bounds and the ids' pattern).
+_LISTS: dict[str, Any] = {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}
+
+
 class SectionSplit(BaseModel):
     """Exactly one of `count` and `lists`."""
 
@@ -86,7 +90,7 @@ class SectionSplit(BaseModel):
         json_schema_extra={
             "if": {"required": ["count"], "properties": {"count": {"type": "integer"}}},
             "then": {"properties": {"lists": {"type": "null"}}},
-            "else": {"required": ["lists"], "properties": {"lists": {"type": "array"}}},
+            "else": {"required": ["lists"], "properties": {"lists": _LISTS}},
         },
     )
 
@@ -147,6 +151,7 @@ async def _owner_district(connection: asyncpg.Connection, reader: Reader, owner_
 @router.post(
     "/groups",
     name="groups-create",
+    summary="Create a group",
     status_code=201,
     response_model=Group,
     responses=not_found_responses("owner (a user the key may see)"),
@@ -200,7 +205,13 @@ async def create_group(writer: WriterDep, body: Annotated[NewGroup, Body()]) -> 
     return await _group_response(writer, group_id, status=201)
 
 
-@router.get("/groups/{group_id}", name="groups-get", response_model=Group, responses=NOT_FOUND)
+@router.get(
+    "/groups/{group_id}",
+    name="groups-get",
+    summary="Get a group",
+    response_model=Group,
+    responses=NOT_FOUND,
+)
 async def read_group(
     group_id: GroupId, reader: ReaderDep, include_inactive: IncludeInactive = False
 ) -> JSONText:
@@ -220,7 +231,13 @@ async def _locked(writer: Reader, group_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
-@router.patch("/groups/{group_id}", name="groups-rename", response_model=Group, responses=NOT_FOUND)
+@router.patch(
+    "/groups/{group_id}",
+    name="groups-rename",
+    summary="Rename a group",
+    response_model=Group,
+    responses=NOT_FOUND,
+)
 async def rename_group(
     group_id: GroupId, writer: WriterDep, body: Annotated[GroupRename, Body()]
 ) -> JSONText:
@@ -234,7 +251,11 @@ async def rename_group(
 
 
 @router.delete(
-    "/groups/{group_id}", name="groups-delete", response_model=Group, responses=NOT_FOUND
+    "/groups/{group_id}",
+    name="groups-delete",
+    summary="Delete a group",
+    response_model=Group,
+    responses=NOT_FOUND,
 )
 async def delete_group(group_id: GroupId, writer: WriterDep) -> JSONText:
     """Delete a group (softly: it and its history stay readable with `include_inactive`)."""
@@ -247,6 +268,7 @@ async def delete_group(group_id: GroupId, writer: WriterDep) -> JSONText:
 @router.post(
     "/groups/{group_id}/members",
     name="groups-add-members",
+    summary="Add students to a group",
     response_model=Group,
     responses=NOT_FOUND,
 )
@@ -270,6 +292,7 @@ async def add_members(
 @router.delete(
     "/groups/{group_id}/members/{user_id}",
     name="groups-remove-member",
+    summary="Remove a student from a group",
     response_model=Group,
     responses=not_found_responses("group or member"),
 )
@@ -287,6 +310,7 @@ async def remove_member(group_id: GroupId, user_id: UserId, writer: WriterDep) -
 @router.get(
     "/groups/{group_id}/history",
     name="groups-history",
+    summary="Get a group's history",
     response_model=GroupHistory,
     responses=NOT_FOUND,
 )
@@ -301,6 +325,7 @@ async def read_group_history(group_id: GroupId, reader: ReaderDep) -> JSONText:
 @router.post(
     "/sections/{section_id}/split",
     name="sections-split",
+    summary="Split a section into groups",
     status_code=201,
     response_model=Groups,
     responses=not_found_responses("section"),
@@ -368,6 +393,7 @@ async def split_section(
 @router.get(
     "/users/{user_id}/groups",
     name="users-list-groups",
+    summary="List a user's groups",
     response_model=Page[Group],
     responses=not_found_responses("user"),
 )
@@ -385,6 +411,7 @@ async def list_user_groups(user_id: UserId, reader: ReaderDep, page: PageDep) ->
 @router.get(
     "/sections/{section_id}/groups",
     name="sections-list-groups",
+    summary="List a section's groups",
     response_model=Page[Group],
     responses=not_found_responses("section"),
 )

@@ -33,7 +33,7 @@ class Readiness(BaseModel):
     checks: dict[str, str]
 
 
-@router.get("/healthz", operation_id="health-live", response_model=Health)
+@router.get("/healthz", operation_id="health-live", summary="Liveness", response_model=Health)
 async def healthz() -> Health:
     """The process is up and serving requests."""
     return Health()
@@ -42,6 +42,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     operation_id="health-ready",
+    summary="Readiness of Postgres and Redis",
     response_model=Readiness,
     responses={503: {"model": Problem, "description": "Postgres or Redis is unreachable."}},
 )
@@ -78,6 +79,7 @@ async def _check_redis(request: Request) -> str:
 @router.get(
     "/metrics",
     operation_id="health-metrics",
+    summary="Prometheus metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus metrics."}},
 )

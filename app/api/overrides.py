@@ -117,6 +117,7 @@ async def _edit(
 @router.put(
     "/users/{user_id}/overrides",
     name="users-put-overrides",
+    summary="Set a user's overrides",
     response_model=User,
     responses=not_found_responses("user"),
 )
@@ -131,6 +132,7 @@ async def put_user_overrides(
 @router.delete(
     "/users/{user_id}/overrides",
     name="users-delete-overrides",
+    summary="Remove a user's overrides",
     response_model=User,
     responses=not_found_responses("user"),
 )
@@ -142,6 +144,7 @@ async def delete_user_overrides(user_id: UserId, writer: WriterDep) -> JSONText:
 @router.put(
     "/sections/{section_id}/overrides",
     name="sections-put-overrides",
+    summary="Set a section's overrides",
     response_model=SectionDetail,
     responses=not_found_responses("section"),
 )
@@ -155,6 +158,7 @@ async def put_section_overrides(
 @router.delete(
     "/sections/{section_id}/overrides",
     name="sections-delete-overrides",
+    summary="Remove a section's overrides",
     response_model=SectionDetail,
     responses=not_found_responses("section"),
 )
@@ -166,6 +170,7 @@ async def delete_section_overrides(section_id: SectionId, writer: WriterDep) -> 
 @router.put(
     "/terms/{term_id}/overrides",
     name="terms-put-overrides",
+    summary="Set a term's overrides",
     response_model=Term,
     responses=not_found_responses("term"),
 )
@@ -180,6 +185,7 @@ async def put_term_overrides(
 @router.delete(
     "/terms/{term_id}/overrides",
     name="terms-delete-overrides",
+    summary="Remove a term's overrides",
     response_model=Term,
     responses=not_found_responses("term"),
 )

@@ -59,7 +59,13 @@ async def _find(reader: Reader, record_id: str) -> tuple[uuid.UUID, str]:
     return found["id"], found["district_id"]
 
 
-@router.get("/people/{person_id}", name="people-get", response_model=Person, responses=NOT_FOUND)
+@router.get(
+    "/people/{person_id}",
+    name="people-get",
+    summary="Get a person",
+    response_model=Person,
+    responses=NOT_FOUND,
+)
 async def read_person(person_id: PersonOrUserId, reader: ReaderDep) -> JSONText:
     """A person by their id or by any linked user id, with every linked record and role."""
     found, _ = await _find(reader, person_id)
@@ -69,6 +75,7 @@ async def read_person(person_id: PersonOrUserId, reader: ReaderDep) -> JSONText:
 @router.post(
     "/people/{person_id}/split",
     name="people-split",
+    summary="Split a record off a person",
     response_model=Person,
     responses=NOT_FOUND,
 )
@@ -89,6 +96,7 @@ async def split_person(
 @router.post(
     "/people/merge",
     name="people-merge",
+    summary="Merge records into one person",
     response_model=Person,
     responses=not_found_responses("user"),
 )

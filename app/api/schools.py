@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1", tags=["schools"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("school")
 
 
-@router.get("/schools", name="schools-list", response_model=Page[School])
+@router.get("/schools", name="schools-list", summary="List schools", response_model=Page[School])
 async def list_schools(
     reader: ReaderDep,
     page: PageDep,
@@ -45,7 +45,13 @@ async def list_schools(
     return page_response(await list_records(reader.connection, SCHOOLS, listing), page.limit)
 
 
-@router.get("/schools/{school_id}", name="schools-get", response_model=School, responses=NOT_FOUND)
+@router.get(
+    "/schools/{school_id}",
+    name="schools-get",
+    summary="Get a school",
+    response_model=School,
+    responses=NOT_FOUND,
+)
 async def get_school(
     school_id: SchoolId,
     reader: ReaderDep,
@@ -60,6 +66,7 @@ async def get_school(
 @router.get(
     "/schools/{school_id}/sections",
     name="schools-list-sections",
+    summary="List a school's sections",
     response_model=Page[Section],
     responses=NOT_FOUND,
 )
@@ -83,6 +90,7 @@ async def list_school_sections(
 @router.get(
     "/schools/{school_id}/users",
     name="schools-list-users",
+    summary="List a school's users",
     response_model=Page[SchoolUser],
     responses=NOT_FOUND,
 )

@@ -27,7 +27,9 @@ from app.mirror.queries.collections import SECTIONS, list_records
 router = APIRouter(prefix="/v1", tags=["sections"], responses=AUTH_RESPONSES)
 
 
-@router.get("/sections", name="sections-list", response_model=Page[Section])
+@router.get(
+    "/sections", name="sections-list", summary="List sections", response_model=Page[Section]
+)
 async def list_sections(
     reader: ReaderDep,
     page: PageDep,
@@ -54,6 +56,7 @@ async def list_sections(
 @router.get(
     "/sections/{section_id}",
     name="sections-get",
+    summary="Get a section",
     response_model=SectionDetail,
     responses=not_found_responses("section"),
 )

@@ -85,6 +85,7 @@ webhook_router = APIRouter(tags=["sync"], responses=AUTH_RESPONSES)
 @webhook_router.post(
     "/sync",
     name="sync-create-webhook",
+    summary="Sync a district (webhook)",
     status_code=202,
     response_model=SyncRun,
     responses=SYNC_CREATE_RESPONSES,
@@ -93,6 +94,7 @@ webhook_router = APIRouter(tags=["sync"], responses=AUTH_RESPONSES)
 @router.post(
     "/sync",
     name="sync-create",
+    summary="Sync a district",
     status_code=202,
     response_model=SyncRun,
     responses=SYNC_CREATE_RESPONSES,
@@ -156,7 +158,9 @@ RunCursor = Annotated[
 ]
 
 
-@router.get("/sync/runs", name="sync-runs-list", response_model=Page[SyncRun])
+@router.get(
+    "/sync/runs", name="sync-runs-list", summary="List sync runs", response_model=Page[SyncRun]
+)
 async def list_runs(
     reader: ReaderDep,
     limit: Limit = DEFAULT_LIMIT,
@@ -193,7 +197,11 @@ async def list_runs(
 
 
 @router.get(
-    "/sync/runs/{run_id}", name="sync-runs-get", response_model=SyncRun, responses=RUN_NOT_FOUND
+    "/sync/runs/{run_id}",
+    name="sync-runs-get",
+    summary="Get a sync run",
+    response_model=SyncRun,
+    responses=RUN_NOT_FOUND,
 )
 async def get_run(run_id: RunId, principal: ReadAccess, request: Request) -> SyncRun:
     """One sync run, with its progress while it runs and its counts once it ended."""
@@ -203,6 +211,7 @@ async def get_run(run_id: RunId, principal: ReadAccess, request: Request) -> Syn
 @router.post(
     "/sync/runs/{run_id}/approve",
     name="sync-runs-approve",
+    summary="Approve a held sync run",
     status_code=202,
     response_model=SyncRun,
     responses={**RUN_NOT_FOUND, **CONFLICT},
@@ -230,6 +239,7 @@ async def approve_run(run_id: RunId, principal: SyncAccess, request: Request) ->
 @router.post(
     "/sync/runs/{run_id}/reject",
     name="sync-runs-reject",
+    summary="Reject a held sync run",
     response_model=SyncRun,
     responses={**RUN_NOT_FOUND, **CONFLICT},
 )

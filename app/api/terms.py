@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["terms"], responses=AUTH_RESPONSES)
 NOT_FOUND = not_found_responses("term")
 
 
-@router.get("/terms", name="terms-list", response_model=Page[Term])
+@router.get("/terms", name="terms-list", summary="List terms", response_model=Page[Term])
 async def list_terms(
     reader: ReaderDep,
     page: PageDep,
@@ -40,7 +40,13 @@ async def list_terms(
     return page_response(await list_records(reader.connection, TERMS, listing), page.limit)
 
 
-@router.get("/terms/{term_id}", name="terms-get", response_model=Term, responses=NOT_FOUND)
+@router.get(
+    "/terms/{term_id}",
+    name="terms-get",
+    summary="Get a term",
+    response_model=Term,
+    responses=NOT_FOUND,
+)
 async def get_term(
     term_id: TermId,
     reader: ReaderDep,
@@ -53,6 +59,7 @@ async def get_term(
 @router.get(
     "/terms/{term_id}/sections",
     name="terms-list-sections",
+    summary="List a term's sections",
     response_model=Page[Section],
     responses=NOT_FOUND,
 )

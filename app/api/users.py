@@ -46,7 +46,7 @@ SectionRoleFilter = Annotated[
 ]
 
 
-@router.get("/users", name="users-list", response_model=Page[User])
+@router.get("/users", name="users-list", summary="List users", response_model=Page[User])
 async def list_users(
     reader: ReaderDep,
     page: PageDep,
@@ -90,7 +90,13 @@ async def list_users(
     return page_response(await list_records(reader.connection, USERS, listing), page.limit)
 
 
-@router.get("/users/{user_id}", name="users-get", response_model=User, responses=NOT_FOUND)
+@router.get(
+    "/users/{user_id}",
+    name="users-get",
+    summary="Get a user",
+    response_model=User,
+    responses=NOT_FOUND,
+)
 async def get_user(
     user_id: UserId,
     reader: ReaderDep,
@@ -106,6 +112,7 @@ async def get_user(
 @router.get(
     "/users/{user_id}/sections",
     name="users-list-sections",
+    summary="List a user's sections",
     response_model=Page[UserSection],
     responses=NOT_FOUND,
 )
@@ -156,6 +163,7 @@ async def _user_answer(
 @router.get(
     "/users/{user_id}/sections/by-term",
     name="users-list-sections-by-term",
+    summary="List a user's sections by term",
     response_model=TermBuckets,
     responses=NOT_FOUND | NOT_MODIFIED,
 )
@@ -186,6 +194,7 @@ async def list_user_sections_by_term(
 @router.get(
     "/teachers/{user_id}/students",
     name="teachers-list-students",
+    summary="List a teacher's students",
     response_model=Page[LinkedUser],
     responses=NOT_FOUND | NOT_MODIFIED,
 )
@@ -212,6 +221,7 @@ async def list_teacher_students(
 @router.get(
     "/students/{user_id}/teachers",
     name="students-list-teachers",
+    summary="List a student's teachers",
     response_model=Page[LinkedUser],
     responses=NOT_FOUND,
 )
@@ -235,6 +245,7 @@ async def list_student_teachers(
 @router.get(
     "/students/{user_id}/contacts",
     name="students-list-contacts",
+    summary="List a student's contacts",
     response_model=Page[Contact],
     responses=NOT_FOUND,
 )

@@ -33,7 +33,12 @@ def _visible(principal: Principal, district_id: str | None) -> tuple[Params, lis
     return params, conditions
 
 
-@router.get("/data-warnings", name="data-warnings-list", response_model=Page[DataWarning])
+@router.get(
+    "/data-warnings",
+    name="data-warnings-list",
+    summary="List data warnings",
+    response_model=Page[DataWarning],
+)
 async def list_warnings(
     reader: ReaderDep,
     limit: Limit = DEFAULT_LIMIT,
@@ -68,7 +73,12 @@ async def list_warnings(
     return Page[DataWarning](data=shown, next_cursor=str(shown[-1].id) if more else None)
 
 
-@router.get("/data-warnings/summary", name="data-warnings-summary", response_model=WarningSummary)
+@router.get(
+    "/data-warnings/summary",
+    name="data-warnings-summary",
+    summary="Count data warnings by code",
+    response_model=WarningSummary,
+)
 async def summarize_warnings(
     reader: ReaderDep, district_id: DistrictFilter = None
 ) -> WarningSummary:

@@ -132,6 +132,7 @@ async def _owned(
 @router.post(
     "/webhooks",
     name="webhooks-create",
+    summary="Create a webhook",
     response_model=Webhook,
     status_code=201,
     responses=not_found_responses("district"),
@@ -163,7 +164,7 @@ async def create_webhook(
     return _webhook(row)
 
 
-@router.get("/webhooks", name="webhooks-list", response_model=WebhookList)
+@router.get("/webhooks", name="webhooks-list", summary="List webhooks", response_model=WebhookList)
 async def list_webhooks(principal: AdminAccess, request: Request) -> WebhookList:
     """The webhooks this key may manage, oldest first."""
     async with _pool(request).acquire() as connection:
@@ -173,7 +174,11 @@ async def list_webhooks(principal: AdminAccess, request: Request) -> WebhookList
 
 
 @router.get(
-    "/webhooks/{webhook_id}", name="webhooks-get", response_model=Webhook, responses=NOT_FOUND
+    "/webhooks/{webhook_id}",
+    name="webhooks-get",
+    summary="Get a webhook",
+    response_model=Webhook,
+    responses=NOT_FOUND,
 )
 async def get_webhook(webhook_id: WebhookId, principal: AdminAccess, request: Request) -> Webhook:
     """One webhook."""
@@ -182,7 +187,11 @@ async def get_webhook(webhook_id: WebhookId, principal: AdminAccess, request: Re
 
 
 @router.delete(
-    "/webhooks/{webhook_id}", name="webhooks-delete", status_code=204, responses=NOT_FOUND
+    "/webhooks/{webhook_id}",
+    name="webhooks-delete",
+    summary="Delete a webhook",
+    status_code=204,
+    responses=NOT_FOUND,
 )
 async def delete_webhook(webhook_id: WebhookId, principal: AdminAccess, request: Request) -> None:
     """Stop a webhook; its pending deliveries are dropped, its delivery log kept."""
@@ -194,6 +203,7 @@ async def delete_webhook(webhook_id: WebhookId, principal: AdminAccess, request:
 @router.post(
     "/webhooks/{webhook_id}/resume",
     name="webhooks-resume",
+    summary="Resume a paused webhook",
     response_model=Webhook,
     responses=NOT_FOUND,
 )
@@ -212,6 +222,7 @@ async def resume_webhook(
 @router.get(
     "/webhooks/{webhook_id}/deliveries",
     name="webhooks-list-deliveries",
+    summary="List a webhook's deliveries",
     response_model=DeliveryList,
     responses=NOT_FOUND,
 )
@@ -231,6 +242,7 @@ async def list_deliveries(
 @router.post(
     "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
     name="webhooks-retry-delivery",
+    summary="Retry a webhook delivery",
     response_model=Delivery,
     responses=not_found_responses("delivery"),
 )

@@ -1,8 +1,10 @@
-"""Health endpoints and problem+json errors of the running app."""
+"""Health endpoints, the docs pages and problem+json errors of the running app."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 
 import httpx
 import pytest
@@ -13,6 +15,9 @@ from app.main import create_app
 from app.settings import Settings
 
 PROBLEM = "application/problem+json"
+# What the pages' HTML names to fetch: attributes, and Swagger UI's `url: '...'`.
+PAGE_URL = re.compile(r"""(?:src|href|spec-url)="([^"]*)"|url: '([^']*)'""")
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
 async def test_healthz(api_client: httpx.AsyncClient) -> None:
@@ -108,3 +113,30 @@ async def test_metrics_count_requests_by_route(api_client: httpx.AsyncClient) ->
     response = await api_client.get("/metrics")
     assert response.status_code == 200
     assert 'roster_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_only_what_the_app_serves(
+    api_client: httpx.AsyncClient, path: str
+) -> None:
+    page = await api_client.get(path)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    # Nothing from another host: no absolute or scheme-relative URL anywhere in the page.
+    assert re.search(r"https?:|//", page.text) is None
+    urls = {first or second for first, second in PAGE_URL.findall(page.text)}
+    assert "/openapi.json" in urls
+    assets = urls - {"/openapi.json"}
+    assert {PurePosixPath(url).suffix for url in assets} >= {".js", ".png"}
+    for url in assets:
+        assert url.startswith("/static/docs/")
+        asset = await api_client.get(url)
+        assert asset.status_code == 200, url
+        media_type = asset.headers["content-type"].partition(";")[0]
+        assert media_type == ASSET_TYPES[PurePosixPath(url).suffix], url
+        assert asset.content
+
+
+async def test_swagger_ui_asks_no_online_validator(api_client: httpx.AsyncClient) -> None:
+    # Left to its default, Swagger UI shows a badge that its validator's host renders.
+    assert '"validatorUrl": null' in (await api_client.get("/docs")).text

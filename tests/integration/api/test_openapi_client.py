@@ -85,6 +85,35 @@ def test_every_error_is_documented_as_a_problem(document: dict[str, Any]) -> Non
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
+def test_the_document_says_what_the_api_is_and_where(document: dict[str, Any]) -> None:
+    info = document["info"]
+    assert "Clever" in info["description"] and "problem+json" in info["description"]
+    assert document["servers"] == [{"url": "/", "description": "This server"}]
+
+
+def test_every_tag_is_described_and_used(document: dict[str, Any]) -> None:
+    described = {tag["name"]: tag.get("description", "") for tag in document["tags"]}
+    used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
+    assert set(described) == used
+    assert all(described.values())
+
+
+def test_every_operation_has_a_summary_of_its_own(document: dict[str, Any]) -> None:
+    # Without one, FastAPI makes the operation id a summary: `districts-list`, `Districts-List`.
+    missing = [
+        f"{method} {path}"
+        for method, path, operation in operations(document)
+        if operation.get("summary", "").lower() in ("", operation["operationId"])
+    ]
+    assert missing == []
+
+
+def test_the_docs_pages_are_not_operations(document: dict[str, Any]) -> None:
+    assert not [
+        path for path in document["paths"] if path.startswith(("/docs", "/redoc", "/static"))
+    ]
+
+
 @pytest.fixture(scope="module")
 def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """A client generated from the committed document, imported as `roster_client`."""
