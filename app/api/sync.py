@@ -29,7 +29,6 @@ from app.api.webhook import (
 )
 from app.clever.errors import CleverError
 from app.mirror.queries.sql import Params, where
-from app.settings import Settings
 from app.sync.full import SyncError, SyncOptions, decide_held_run
 from app.sync.queue import (
     DistrictBusyError,
@@ -254,11 +253,7 @@ async def reject_run(run_id: RunId, principal: SyncAccess, request: Request) -> 
         raise _not_held(run_id, run.status)
     if await approval_pending(request.state.redis, run_id, run.district_id):
         raise ProblemError(409, f"Sync run {run_id} was approved; it is being applied.")
-    settings: Settings = request.state.settings
-    options = SyncOptions(
-        max_deactivate_ratio=settings.sync_max_deactivate_ratio,
-        sensitive_fields_enabled=settings.sensitive_fields_enabled,
-    )
+    options = SyncOptions.from_settings(request.state.settings)
     try:
         await decide_held_run(
             pool, run_id, approve=False, decided_by=principal.name, options=options

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.api.auth import Principal
 from app.api.keys import KeyGrant, Scope, find_key, find_key_by_id
 from app.api.limits import Limits
 from app.console import format, queries
@@ -86,19 +87,10 @@ def install(app: FastAPI) -> None:
 
 @dataclass(frozen=True)
 class Operator:
-    """Who is signed in: the key's grant and the session's CSRF token."""
+    """Who is signed in: the key (as the API sees a caller) and the session's CSRF token."""
 
-    grant: KeyGrant
+    principal: Principal
     csrf_token: str
-
-    @property
-    def district_ids(self) -> list[str] | None:
-        ids = self.grant.district_ids
-        return sorted(ids) if ids is not None else None
-
-    def sees(self, district_id: str | None) -> bool:
-        ids = self.grant.district_ids
-        return district_id is not None and (ids is None or district_id in ids)
 
 
 def _may_use_console(grant: KeyGrant | None) -> bool:
@@ -112,7 +104,7 @@ async def _operator(request: Request) -> Operator:
         async with request.state.reads.acquire() as connection:
             grant = await find_key_by_id(connection, session.key_id)
         if grant is not None and _may_use_console(grant):
-            return Operator(grant, session.csrf_token)
+            return Operator(Principal(grant), session.csrf_token)
     raise ConsoleError(303, "Sign in first.", headers={"Location": "/ui/login"})
 
 
@@ -205,7 +197,7 @@ async def logout(request: Request, operator: OperatorDep) -> Response:
 @router.get("/", name="console-districts")
 async def districts_page(request: Request, operator: OperatorDep) -> Response:
     async with request.state.reads.acquire() as connection:
-        rows = await queries.districts(connection, operator.district_ids)
+        rows = await queries.districts(connection, operator.principal.district_ids)
     settings: Settings = request.state.settings
     now = datetime.now(UTC)
     listed = [
@@ -220,7 +212,7 @@ async def districts_page(request: Request, operator: OperatorDep) -> Response:
 
 
 def _district_or_404(operator: Operator, district_id: str) -> None:
-    if not operator.sees(district_id):
+    if not operator.principal.sees(district_id):
         raise ConsoleError(404, f"No district with id {district_id!r}.")
 
 
@@ -288,7 +280,7 @@ async def sync_now(request: Request, operator: OperatorDep, district_id: str) ->
 async def _visible_run(request: Request, operator: Operator, run_id: uuid.UUID) -> Any:
     async with request.state.reads.acquire() as connection:
         run = await queries.run(connection, run_id)
-    if run is None or not operator.sees(run["district_id"]):
+    if run is None or not operator.principal.sees(run["district_id"]):
         raise ConsoleError(404, f"No sync run with id {run_id}.")
     return run
 
@@ -312,7 +304,7 @@ async def approve(request: Request, operator: OperatorDep, run_id: uuid.UUID) ->
     await _visible_run(request, operator, run_id)
     try:
         await request_approval(
-            request.state.redis, request.state.pool, run_id, decided_by=operator.grant.name
+            request.state.redis, request.state.pool, run_id, decided_by=operator.principal.name
         )
     except RunNotHeldError as exc:
         raise ConsoleError(409, f"Sync run {run_id} is {exc.status}: it is not held.") from None
@@ -329,17 +321,13 @@ async def reject(request: Request, operator: OperatorDep, run_id: uuid.UUID) -> 
         raise ConsoleError(409, f"Sync run {run_id} is {run['status']}: it is not held.")
     if await approval_pending(request.state.redis, run_id, run["district_id"]):
         raise ConsoleError(409, f"Sync run {run_id} was approved; it is being applied.")
-    settings: Settings = request.state.settings
-    options = SyncOptions(
-        max_deactivate_ratio=settings.sync_max_deactivate_ratio,
-        sensitive_fields_enabled=settings.sensitive_fields_enabled,
-    )
+    options = SyncOptions.from_settings(request.state.settings)
     try:
         await decide_held_run(
             request.state.pool,
             run_id,
             approve=False,
-            decided_by=operator.grant.name,
+            decided_by=operator.principal.name,
             options=options,
         )
     except SyncError as exc:

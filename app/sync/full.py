@@ -18,6 +18,11 @@ drops the leftover staging tables and starts over.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 import asyncio
 import logging
 import time
@@ -70,6 +75,14 @@ class SyncOptions:
     sensitive_fields_enabled: bool = False
     # An incremental run after a longer pause runs as a full sync.
     events_max_age_days: int = 25
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SyncOptions:
+        return cls(
+            max_deactivate_ratio=settings.sync_max_deactivate_ratio,
+            sensitive_fields_enabled=settings.sensitive_fields_enabled,
+            events_max_age_days=settings.sync_events_max_age_days,
+        )
 
 
 @dataclass

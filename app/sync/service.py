@@ -45,11 +45,7 @@ class SyncDeps:
 
     @property
     def options(self) -> SyncOptions:
-        return SyncOptions(
-            max_deactivate_ratio=self.settings.sync_max_deactivate_ratio,
-            sensitive_fields_enabled=self.settings.sensitive_fields_enabled,
-            events_max_age_days=self.settings.sync_events_max_age_days,
-        )
+        return SyncOptions.from_settings(self.settings)
 
 
 async def sync_district(
