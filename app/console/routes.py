@@ -145,7 +145,12 @@ def _redirect(location: str) -> RedirectResponse:
 
 
 @router.get("/login", name="console-login-form")
-async def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+async def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    """The sign-in form, with a fresh sign-in CSRF token in its cookie."""
     token = new_token()
     response = _page(request, "login.html", None, status, csrf_token=token, error=error)
     response.set_cookie(LOGIN_COOKIE, token, path="/ui/login", **_cookie_flags(request))
@@ -156,7 +161,7 @@ async def login_form(request: Request, error: str | None = None, status: int = 2
 async def login(request: Request) -> Response:
     form = await _form(request)
     if not same_token(form.get("csrf_token"), request.cookies.get(LOGIN_COOKIE)):
-        return await login_form(request, "The sign-in form expired; try again.", 403)
+        return _login_page(request, "The sign-in form expired; try again.", 403)
     limits: Limits = request.state.limits
     client = request.client.host if request.client else "unknown"
     await limits.check_lockout(client)
@@ -164,9 +169,9 @@ async def login(request: Request) -> Response:
         grant = await find_key(connection, form.get("key", "").strip())
     if grant is None:
         await limits.failed(client)
-        return await login_form(request, "That key is unknown, revoked or expired.", 401)
+        return _login_page(request, "That key is unknown, revoked or expired.", 401)
     if not _may_use_console(grant):
-        return await login_form(
+        return _login_page(
             request, "That key may not use the console: it needs `console` or `admin`.", 403
         )
     settings: Settings = request.state.settings

@@ -95,13 +95,15 @@ def _query(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def api_routes() -> list[APIRoute]:
-    """Every FastAPI route of the app, included routers flattened."""
+def api_routes(*, pages: bool = False) -> list[APIRoute]:
+    """Every route of the API (those its OpenAPI document lists), included routers
+    flattened; with `pages`, the HTML pages too (the console and the API's docs), which a
+    browser uses with a session rather than a key."""
     app = create_app(Settings(_env_file=None))
     found = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        if isinstance(route, APIRoute):
+        if isinstance(route, APIRoute) and (pages or route.include_in_schema):
             found.append(route)
     return found
 
