@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +12,7 @@ import asyncpg
 
 from app.api.sync_schemas import SYNC_RUN_COLUMNS
 from app.mirror.queries.shapes import district_connection, district_paused
+from app.mirror.queries.sql import Params, where
 
 # Runs shown on a district's page, newest first.
 HISTORY_RUNS = 30
@@ -52,6 +55,18 @@ async def districts(
     return rows
 
 
+async def district_names(
+    connection: asyncpg.Connection, district_ids: list[str] | None
+) -> list[asyncpg.Record]:
+    """Id and name of every district the key may see (None: all), by name."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT id, name FROM districts WHERE $1::text[] IS NULL OR id = ANY($1::text[])"
+        " ORDER BY name, id",
+        district_ids,
+    )
+    return rows
+
+
 async def run(connection: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await connection.fetchrow(
         f"SELECT {SYNC_RUN_COLUMNS} FROM sync_runs WHERE id = $1", run_id
@@ -88,3 +103,209 @@ def changed(counts: dict[str, Any] | None) -> int:
         if isinstance(table, dict) and name not in ("events", "data_warnings")
         for kind in ("created", "updated", "deactivated")
     )
+
+
+# --- data warnings ------------------------------------------------------------------------
+
+# Warnings listed on the page; the CSV export has them all.
+WARNINGS_SHOWN = 500
+
+
+@dataclass(frozen=True)
+class WarningFilter:
+    """Which warnings a page or export shows: the key's districts, then the form's fields."""
+
+    district_ids: list[str] | None  # the key's (None: every district)
+    district_id: str | None = None
+    code: str | None = None
+    entity: str | None = None
+    school_id: str | None = None  # NO_SCHOOL: warnings about records of no school
+    status: str = "open"  # open, resolved or all
+
+    def sql(self, params: Params) -> str:
+        conditions = []
+        if self.district_ids is not None:
+            conditions.append(f"w.district_id = ANY({params.add(self.district_ids)}::text[])")
+        for column, value in (
+            ("w.district_id", self.district_id),
+            ("w.code", self.code),
+            ("w.entity", self.entity),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = {params.add(value)}")
+        if self.school_id == NO_SCHOOL:
+            conditions.append("sc.id IS NULL")
+        elif self.school_id is not None:
+            conditions.append(f"sc.id = {params.add(self.school_id)}")
+        if self.status == "open":
+            conditions.append("w.resolved_at IS NULL")
+        elif self.status == "resolved":
+            conditions.append("w.resolved_at IS NOT NULL")
+        return where(conditions)
+
+
+NO_SCHOOL = "none"
+
+# Each warning with its record's name and school (a user's primary school, a section's
+# school, a school itself), when the mirror holds the record. Joins stay within the
+# warning's district.
+_WARNINGS_FROM = """
+    FROM data_warnings w
+    LEFT JOIN users u ON w.entity = 'users' AND u.id = w.record_id
+         AND u.district_id = w.district_id
+    LEFT JOIN sections s ON w.entity = 'sections' AND s.id = w.record_id
+         AND s.district_id = w.district_id
+    LEFT JOIN terms t ON w.entity = 'terms' AND t.id = w.record_id
+         AND t.district_id = w.district_id
+    LEFT JOIN courses c ON w.entity = 'courses' AND c.id = w.record_id
+         AND c.district_id = w.district_id
+    LEFT JOIN schools sc ON sc.district_id = w.district_id AND sc.id = CASE w.entity
+         WHEN 'schools' THEN w.record_id WHEN 'users' THEN u.primary_school_id
+         WHEN 'sections' THEN s.school_id END
+"""
+_RECORD_NAME = """CASE w.entity
+    WHEN 'users' THEN nullif(concat_ws(' ', u.name_first, u.name_last), '')
+    WHEN 'sections' THEN s.display_name WHEN 'terms' THEN t.name WHEN 'courses' THEN c.name
+    WHEN 'schools' THEN sc.name END"""
+WARNING_COLUMNS = (
+    "district_id",
+    "code",
+    "entity",
+    "school_id",
+    "school_name",
+    "record_id",
+    "record_name",
+    "field",
+    "detail",
+    "first_seen_at",
+    "resolved_at",
+)
+_WARNING_SELECT = f"""
+    SELECT w.district_id, w.code, w.entity, sc.id AS school_id, sc.name AS school_name,
+           w.record_id, {_RECORD_NAME} AS record_name, w.field, w.detail, w.first_seen_at,
+           w.resolved_at
+"""
+
+
+async def warning_groups(
+    connection: asyncpg.Connection, chosen: WarningFilter
+) -> list[asyncpg.Record]:
+    """The chosen warnings counted by code, school and entity, the largest groups first."""
+    params = Params()
+    rows: list[asyncpg.Record] = await connection.fetch(
+        f"""
+        SELECT w.code, sc.id AS school_id, sc.name AS school_name, w.entity, count(*) AS warnings
+        {_WARNINGS_FROM} {chosen.sql(params)}
+        GROUP BY w.code, sc.id, sc.name, w.entity
+        ORDER BY count(*) DESC, w.code, sc.name NULLS LAST, w.entity
+        """,
+        *params.values,
+    )
+    return rows
+
+
+async def warnings(
+    connection: asyncpg.Connection, chosen: WarningFilter, *, limit: int = WARNINGS_SHOWN
+) -> list[asyncpg.Record]:
+    """The first chosen warnings, by code, school, entity and record."""
+    params = Params()
+    rows: list[asyncpg.Record] = await connection.fetch(
+        f"{_WARNING_SELECT} {_WARNINGS_FROM} {chosen.sql(params)}"
+        f" ORDER BY w.code, sc.name NULLS LAST, w.entity, w.record_id, w.id"
+        f" LIMIT {params.add(limit)}",
+        *params.values,
+    )
+    return rows
+
+
+async def each_warning(
+    connection: asyncpg.Connection, chosen: WarningFilter
+) -> AsyncIterator[asyncpg.Record]:
+    """Every chosen warning, in the page's order, read with a cursor (call in a
+    transaction): an export of a large district holds a page of rows at a time."""
+    params = Params()
+    async for row in connection.cursor(
+        f"{_WARNING_SELECT} {_WARNINGS_FROM} {chosen.sql(params)}"
+        " ORDER BY w.code, sc.name NULLS LAST, w.entity, w.record_id, w.id",
+        *params.values,
+        prefetch=1000,
+    ):
+        yield row
+
+
+async def warning_choices(
+    connection: asyncpg.Connection, district_ids: list[str] | None
+) -> tuple[list[str], list[asyncpg.Record]]:
+    """The codes and schools the filters offer: those of the key's districts' warnings."""
+    codes = await connection.fetch(
+        "SELECT DISTINCT code FROM data_warnings"
+        " WHERE $1::text[] IS NULL OR district_id = ANY($1::text[]) ORDER BY code",
+        district_ids,
+    )
+    schools: list[asyncpg.Record] = await connection.fetch(
+        "SELECT id, name, district_id FROM schools"
+        " WHERE ($1::text[] IS NULL OR district_id = ANY($1::text[])) AND deleted_at IS NULL"
+        " ORDER BY name, id",
+        district_ids,
+    )
+    return [row["code"] for row in codes], schools
+
+
+# --- look-up ------------------------------------------------------------------------------
+
+# Matches a name search lists, of each kind.
+MATCHES_SHOWN = 50
+
+
+def _like(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its own wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def find_records(
+    connection: asyncpg.Connection, text: str, district_ids: list[str] | None
+) -> list[asyncpg.Record]:
+    """Active users and sections whose id is `text` or whose name contains it."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """
+        (SELECT 'user' AS kind, u.id, u.district_id,
+                concat_ws(' ', u.name_first, u.name_last) AS name,
+                array_to_string(u.roles, ', ') AS detail, u.id = $1 AS exact
+         FROM users u
+         WHERE u.deleted_at IS NULL AND ($3::text[] IS NULL OR u.district_id = ANY($3::text[]))
+           AND (u.id = $1 OR concat_ws(' ', u.name_first, u.name_last) ILIKE $2
+                OR u.email ILIKE $2)
+         ORDER BY u.id = $1 DESC, u.name_last, u.name_first, u.id LIMIT $4)
+        UNION ALL
+        (SELECT 'section', s.id, s.district_id, s.display_name, sc.name, s.id = $1
+         FROM sections s
+         LEFT JOIN schools sc ON sc.id = s.school_id AND sc.district_id = s.district_id
+         WHERE s.deleted_at IS NULL AND ($3::text[] IS NULL OR s.district_id = ANY($3::text[]))
+           AND (s.id = $1 OR s.display_name ILIKE $2)
+         ORDER BY s.id = $1 DESC, s.display_name, s.id LIMIT $4)
+        """,
+        text,
+        _like(text),
+        district_ids,
+        MATCHES_SHOWN,
+    )
+    return rows
+
+
+async def user_schools(
+    connection: asyncpg.Connection, user_id: str, district_id: str
+) -> list[asyncpg.Record]:
+    """The schools a user is linked to, in each role."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """
+        SELECT us.school_id, sc.name, us.role, us.is_primary
+        FROM user_schools us
+        LEFT JOIN schools sc ON sc.id = us.school_id AND sc.district_id = us.district_id
+        WHERE us.user_id = $1 AND us.district_id = $2 AND us.deleted_at IS NULL
+        ORDER BY us.is_primary DESC, sc.name, us.school_id, us.role
+        """,
+        user_id,
+        district_id,
+    )
+    return rows

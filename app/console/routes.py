@@ -8,23 +8,30 @@ not see is answered 404, as the API does.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import parse_qs
 
 import asyncpg
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app.api.auth import Principal
+from app.api.deps import scope_of
 from app.api.keys import KeyGrant, Scope, find_key, find_key_by_id
 from app.api.limits import Limits
+from app.api.warnings import Entity
 from app.console import format, queries
 from app.console.sessions import (
     COOKIE,
@@ -35,6 +42,10 @@ from app.console.sessions import (
     open_session,
     same_token,
 )
+from app.mirror import merge
+from app.mirror.queries import roster
+from app.mirror.queries.collections import USERS, find_record
+from app.mirror.staging import Staging
 from app.settings import Settings
 from app.sync.full import SyncError, SyncOptions, decide_held_run
 from app.sync.queue import (
@@ -293,6 +304,10 @@ async def _visible_run(request: Request, operator: Operator, run_id: uuid.UUID) 
 @router.get("/runs/{run_id}", name="console-run")
 async def run_page(request: Request, operator: OperatorDep, run_id: uuid.UUID) -> Response:
     run = await _visible_run(request, operator, run_id)
+    preview = None
+    if run["status"] == RunStatus.HELD:
+        async with request.state.reads.acquire() as connection:
+            preview = await merge.held_preview(connection, Staging(run_id), run["district_id"])
     return _page(
         request,
         "run.html",
@@ -300,6 +315,7 @@ async def run_page(request: Request, operator: OperatorDep, run_id: uuid.UUID) -
         run=run,
         going=run["status"] in _GOING,
         changed=queries.changed(run["counts"]),
+        preview=preview,
     )
 
 
@@ -338,3 +354,159 @@ async def reject(request: Request, operator: OperatorDep, run_id: uuid.UUID) -> 
     except SyncError as exc:
         raise ConsoleError(409, f"{exc}.") from None
     return _redirect(f"/ui/runs/{run_id}")
+
+
+# --- data warnings ------------------------------------------------------------------------
+
+_ENTITIES = get_args(Entity)
+_STATUSES = ("open", "resolved", "all")
+_CODE = re.compile(r"[a-z0-9_]{1,64}")
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+# Spreadsheets run a cell that starts so as a formula: such values are exported quoted.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _warning_filter(request: Request, operator: Operator) -> queries.WarningFilter:
+    """The warnings the page's filters choose, within the key's districts; a value no
+    filter takes is refused (422), a district the key may not see is unknown (404)."""
+    query = request.query_params
+
+    def chosen(name: str, valid: Any) -> str | None:
+        value = query.get(name) or None
+        if value is not None and not valid(value):
+            raise ConsoleError(422, f"`{name}` cannot be {value[:80]!r}.")
+        return value
+
+    district_id = chosen("district_id", _ID.fullmatch)
+    if district_id is not None:
+        _district_or_404(operator, district_id)
+    return queries.WarningFilter(
+        operator.principal.district_ids,
+        district_id=district_id,
+        code=chosen("code", _CODE.fullmatch),
+        entity=chosen("entity", _ENTITIES.__contains__),
+        school_id=chosen("school_id", _ID.fullmatch),
+        status=chosen("status", _STATUSES.__contains__) or "open",
+    )
+
+
+@router.get("/warnings", name="console-warnings")
+async def warnings_page(request: Request, operator: OperatorDep) -> Response:
+    chosen = _warning_filter(request, operator)
+    async with request.state.reads.acquire() as connection:
+        groups = await queries.warning_groups(connection, chosen)
+        shown = await queries.warnings(connection, chosen)
+        codes, schools = await queries.warning_choices(connection, operator.principal.district_ids)
+        districts = await queries.district_names(connection, operator.principal.district_ids)
+    return _page(
+        request,
+        "warnings.html",
+        operator,
+        chosen=chosen,
+        groups=groups,
+        total=sum(group["warnings"] for group in groups),
+        warnings=shown,
+        codes=codes,
+        schools=schools,
+        districts=districts,
+        entities=_ENTITIES,
+        statuses=_STATUSES,
+        no_school=queries.NO_SCHOOL,
+        export=f"/ui/warnings.csv?{request.url.query}" if request.url.query else "/ui/warnings.csv",
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@router.get("/warnings.csv", name="console-warnings-csv")
+async def warnings_csv(request: Request, operator: OperatorDep) -> Response:
+    """The chosen warnings, every one of them, as a CSV to send to the district."""
+    chosen = _warning_filter(request, operator)
+    reads: asyncpg.Pool = request.state.reads
+
+    async def lines() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(queries.WARNING_COLUMNS)
+        async with reads.acquire() as connection, connection.transaction(readonly=True):
+            async for row in queries.each_warning(connection, chosen):
+                writer.writerow([_cell(row[name]) for name in queries.WARNING_COLUMNS])
+                if buffer.tell() > 64 * 1024:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    name = f"data-warnings-{chosen.district_id or 'all'}-{day}.csv"
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# --- look-up ------------------------------------------------------------------------------
+
+# A teacher's students listed on the teacher's page.
+STUDENTS_SHOWN = 500
+
+
+@router.get("/lookup", name="console-lookup")
+async def lookup_page(request: Request, operator: OperatorDep) -> Response:
+    text = (request.query_params.get("q") or "").strip()
+    if len(text) > 200:
+        raise ConsoleError(422, "Search for at most 200 characters.")
+    matches: list[asyncpg.Record] = []
+    if text:
+        async with request.state.reads.acquire() as connection:
+            matches = await queries.find_records(connection, text, operator.principal.district_ids)
+        exact = [match for match in matches if match["exact"]]
+        if len(exact) == 1:
+            match = exact[0]
+            return _redirect(f"/ui/{match['kind']}s/{match['id']}")
+    return _page(request, "lookup.html", operator, q=text, matches=matches)
+
+
+@router.get("/users/{user_id}", name="console-user")
+async def user_page(request: Request, operator: OperatorDep, user_id: str) -> Response:
+    scope = scope_of(operator.principal)
+    async with request.state.reads.acquire() as connection:
+        found = await find_record(connection, USERS, user_id, scope)
+        if found is None:
+            raise ConsoleError(404, f"No user with id {user_id!r}.")
+        district_id, body = found
+        user = json.loads(body)
+        by_term = await roster.user_sections_by_term(connection, user_id, scope, role=None)
+        students: list[Any] = []
+        if "teacher" in user["roles"]:
+            owned = await roster.teacher_students(
+                connection, user_id, scope, limit=STUDENTS_SHOWN, after=None
+            )
+            students = [json.loads(row) for _, row in owned.rows] if owned else []
+        schools = await queries.user_schools(connection, user_id, district_id)
+    return _page(
+        request,
+        "user.html",
+        operator,
+        user=user,
+        buckets=json.loads(by_term.body)["data"] if by_term else [],
+        students=students[:STUDENTS_SHOWN],
+        more_students=len(students) > STUDENTS_SHOWN,
+        schools=schools,
+    )
+
+
+@router.get("/sections/{section_id}", name="console-section")
+async def section_page(request: Request, operator: OperatorDep, section_id: str) -> Response:
+    scope = scope_of(operator.principal)
+    async with request.state.reads.acquire() as connection:
+        detail = await roster.section_detail(connection, section_id, scope)
+    if detail is None:
+        raise ConsoleError(404, f"No section with id {section_id!r}.")
+    return _page(request, "section.html", operator, section=json.loads(detail))

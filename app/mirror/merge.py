@@ -323,6 +323,70 @@ async def deactivations(
     )
 
 
+@dataclass(frozen=True)
+class HeldPreview:
+    """What a held full batch would deactivate, by school (the users' primary school, the
+    sections' school; None for none), with a sample of the records."""
+
+    by_school: list[asyncpg.Record]  # school_id, school_name, users, sections
+    sample: list[asyncpg.Record]  # entity, id, name, school_id, school_name
+
+
+async def held_preview(
+    connection: asyncpg.Connection, staging: Staging, district_id: str, *, sample: int = 20
+) -> HeldPreview | None:
+    """What approving a held batch would deactivate, read from its kept staging tables
+    (None once they are gone): the active users and sections its records do not list.
+
+    The guard's own count comes from `prepare`, inside the transaction it rolled back; this
+    reads the same absence (a live record without a staged one) without preparing anything.
+    """
+    users, sections = staging.table("users"), staging.table("sections")
+    if not await connection.fetchval(
+        "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", users, sections
+    ):
+        return None
+    absent = f"""
+        SELECT 'users' AS entity, u.id, concat_ws(' ', u.name_first, u.name_last) AS name,
+               u.primary_school_id AS school_id
+        FROM users u
+        WHERE u.district_id = $1 AND u.deleted_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM {users} s WHERE s.id = u.id)
+        UNION ALL
+        SELECT 'sections', x.id, x.display_name, x.school_id
+        FROM sections x
+        WHERE x.district_id = $1 AND x.deleted_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM {sections} s WHERE s.id = x.id)
+    """
+    by_school = await connection.fetch(
+        f"""
+        SELECT a.school_id, sc.name AS school_name,
+               count(*) FILTER (WHERE a.entity = 'users') AS users,
+               count(*) FILTER (WHERE a.entity = 'sections') AS sections
+        FROM ({absent}) a
+        LEFT JOIN schools sc ON sc.id = a.school_id AND sc.district_id = $1
+        GROUP BY a.school_id, sc.name
+        ORDER BY count(*) DESC, sc.name NULLS LAST, a.school_id NULLS LAST
+        """,
+        district_id,
+    )
+    # A sample of each kind, in id order (the same records on every reload).
+    sampled = await connection.fetch(
+        f"""
+        SELECT a.entity, a.id, a.name, a.school_id, sc.name AS school_name
+        FROM (
+            SELECT *, row_number() OVER (PARTITION BY entity ORDER BY id) AS n FROM ({absent}) r
+        ) a
+        LEFT JOIN schools sc ON sc.id = a.school_id AND sc.district_id = $1
+        WHERE a.n <= $2
+        ORDER BY a.entity DESC, a.id
+        """,
+        district_id,
+        sample,
+    )
+    return HeldPreview(by_school, sampled)
+
+
 async def apply_batch(
     connection: asyncpg.Connection,
     staging: Staging,

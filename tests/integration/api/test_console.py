@@ -3,6 +3,8 @@ hold no key, CSRF on every form, districts and runs a key may see, sync now, hel
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -206,3 +208,135 @@ async def test_a_held_run_shows_why_it_is_held_and_can_be_rejected(
     assert status == "rejected"
     again = await browser.post(f"/ui/runs/{held.run_id}/approve", data={"csrf_token": token})
     assert again.status_code == 409
+
+
+async def test_a_held_run_shows_per_school_what_approving_it_deactivates(
+    browser: httpx.AsyncClient,
+    api_pool: asyncpg.Pool,
+    held: HeldRun,  # noqa: F811
+) -> None:
+    await _signed_in(browser, await _key(api_pool, Scope.CONSOLE))
+    page = (await browser.get(f"/ui/runs/{held.run_id}")).text
+    rows = re.findall(
+        r'<tr data-school="([^"]*)"><th scope="row">[^<]*</th>'
+        r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>',
+        page,
+    )
+    assert rows, page
+    by_school = {school: int(users.replace(",", "")) for school, users, _ in rows}
+    assert sum(by_school.values()) == held.unshared
+    # The same counts from the mirror: the active users the held batch no longer lists.
+    staged = {u["id"] for u in held.district.iter_records("users")}
+    expected: dict[str, int] = {}
+    for row in await api_pool.fetch(
+        "SELECT id, primary_school_id FROM users WHERE district_id = $1 AND deleted_at IS NULL",
+        held.district.id,
+    ):
+        if row["id"] not in staged:
+            school = row["primary_school_id"] or ""
+            expected[school] = expected.get(school, 0) + 1
+    assert by_school == {school: n for school, n in expected.items() if n} | {
+        school: 0 for school in by_school if school not in expected
+    }
+    sample = re.findall(r'<tr data-record="([^"]+)"><td>users</td>', page)
+    assert sample and not set(sample) & staged
+
+
+async def _open_warnings(pool: asyncpg.Pool, district_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT code, entity, record_id, field FROM data_warnings"
+        " WHERE district_id = $1 AND resolved_at IS NULL",
+        district_id,
+    )
+    return rows
+
+
+async def test_warnings_are_grouped_filtered_and_exported_as_csv(
+    browser: httpx.AsyncClient, api_pool: asyncpg.Pool, mirrored: Mirrored
+) -> None:
+    await _signed_in(browser, await _key(api_pool, Scope.CONSOLE, districts=[mirrored.s.id]))
+    stored = await _open_warnings(api_pool, mirrored.s.id)
+    assert stored, "the messy district has warnings"
+    page = await browser.get("/ui/warnings")
+    assert page.status_code == 200
+    groups = re.findall(
+        r'<td class="num">([\d,]+)</td>\s*</tr>', page.text.split('id="warnings"')[0]
+    )
+    assert sum(int(n.replace(",", "")) for n in groups) == len(stored)
+
+    export = await browser.get("/ui/warnings.csv")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert "attachment" in export.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert {(r["code"], r["entity"], r["record_id"], r["field"]) for r in rows} == {
+        (w["code"], w["entity"], w["record_id"] or "", w["field"] or "") for w in stored
+    }
+    assert {r["district_id"] for r in rows} == {mirrored.s.id}
+
+    # One code at one school: the page and the export agree with the mirror.
+    code = max({w["code"] for w in stored}, key=lambda c: sum(w["code"] == c for w in stored))
+    filtered = await browser.get("/ui/warnings.csv", params={"code": code, "entity": "users"})
+    chosen = list(csv.DictReader(io.StringIO(filtered.text)))
+    assert {r["code"] for r in chosen} <= {code} and {r["entity"] for r in chosen} <= {"users"}
+    assert len(chosen) == sum(w["code"] == code and w["entity"] == "users" for w in stored)
+    schools = {r["school_id"] for r in rows if r["school_id"]}
+    if schools:
+        school = sorted(schools)[0]
+        at_school = await browser.get("/ui/warnings.csv", params={"school_id": school})
+        assert {r["school_id"] for r in csv.DictReader(io.StringIO(at_school.text))} == {school}
+        none = await browser.get("/ui/warnings.csv", params={"school_id": "none"})
+        assert all(not r["school_id"] for r in csv.DictReader(io.StringIO(none.text)))
+
+    for bad in ({"code": "Not A Code"}, {"entity": "pets"}, {"status": "maybe"}):
+        assert (await browser.get("/ui/warnings", params=bad)).status_code == 422
+    # The other district is not one this key may filter on, nor export.
+    other = await browser.get("/ui/warnings.csv", params={"district_id": mirrored.other.id})
+    assert other.status_code == 404 and mirrored.other.id not in export.text
+
+
+async def test_look_up_shows_a_student_s_sections_across_schools_and_a_teacher_s_students(
+    browser: httpx.AsyncClient, api_pool: asyncpg.Pool, mirrored: Mirrored
+) -> None:
+    await _signed_in(browser, await _key(api_pool, Scope.CONSOLE, districts=[mirrored.s.id]))
+    student_id = mirrored.s.truth.edge_cases["student_in_three_schools"]
+    found = await browser.get("/ui/lookup", params={"q": student_id})
+    assert found.status_code == 303 and found.headers["location"] == f"/ui/users/{student_id}"
+    page = (await browser.get(found.headers["location"])).text
+    enrolled = await api_pool.fetch(
+        "SELECT s.id, s.school_id FROM enrollments e JOIN sections s ON s.id = e.section_id"
+        " WHERE e.student_id = $1 AND e.ended_at IS NULL AND s.deleted_at IS NULL",
+        student_id,
+    )
+    assert len({row["school_id"] for row in enrolled}) == 3
+    assert set(re.findall(r'<tr data-section="([^"]+)"', page)) == {row["id"] for row in enrolled}
+
+    # A section's roster, and its teacher's students, as the mirror holds them.
+    section_id = enrolled[0]["id"]
+    roster = (await browser.get(f"/ui/sections/{section_id}")).text
+    students = await api_pool.fetch(
+        "SELECT student_id FROM enrollments WHERE section_id = $1 AND ended_at IS NULL",
+        section_id,
+    )
+    assert set(re.findall(r'<tr data-student="([^"]+)"', roster)) == {
+        row["student_id"] for row in students
+    }
+    teacher_id = await api_pool.fetchval(
+        "SELECT teacher_id FROM section_teachers WHERE section_id = $1 AND deleted_at IS NULL"
+        " ORDER BY position LIMIT 1",
+        section_id,
+    )
+    taught = (await browser.get(f"/ui/users/{teacher_id}")).text
+    assert student_id in re.findall(r'<tr data-student="([^"]+)"', taught)
+
+    # A name search lists matches; the other district's records are never among them.
+    name = await api_pool.fetchval(
+        "SELECT concat_ws(' ', name_first, name_last) FROM users WHERE id = $1", student_id
+    )
+    listed = await browser.get("/ui/lookup", params={"q": name})
+    assert listed.status_code == 200 and f'data-match="{student_id}"' in listed.text
+    other_user = await api_pool.fetchval(
+        "SELECT id FROM users WHERE district_id = $1 LIMIT 1", mirrored.other.id
+    )
+    unseen = await browser.get("/ui/lookup", params={"q": other_user})
+    assert unseen.status_code == 200 and "data-match=" not in unseen.text
+    assert (await browser.get(f"/ui/users/{other_user}")).status_code == 404
