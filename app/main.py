@@ -169,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.api_max_body_bytes,
         timeout_seconds=settings.api_body_timeout_seconds,
     )
-    app.add_middleware(AccessMiddleware)
+    app.add_middleware(AccessMiddleware, log_requests=settings.access_log)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)

@@ -237,6 +237,11 @@ class Settings(BaseSettings):
     )
 
     log_level: LogLevel = LogLevel.INFO
+    access_log: bool = Field(
+        default=True,
+        description="Log one line per API request (method, route template, status, duration, "
+        "key id; never query values or bodies), logger `roster.access` at INFO.",
+    )
     school_year_start_month: int = Field(
         default=7,
         ge=1,

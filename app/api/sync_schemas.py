@@ -96,14 +96,24 @@ class DataWarning(BaseModel):
 
 
 class WarningCount(BaseModel):
-    """How many warnings with one code are open, and how many were resolved."""
+    """How many warnings with one code (and, as asked by `by`, of one district, kind or
+    school) are open, and how many were resolved."""
 
     code: str
+    district_id: str | None = Field(
+        default=None, description="With `by=district`: the district; else null."
+    )
+    entity: str | None = Field(default=None, description="With `by=entity`: the kind of record.")
+    school_id: str | None = Field(
+        default=None,
+        description="With `by=school`: the record's school (a user's primary school, a "
+        "section's school, the school itself); null for records of no school.",
+    )
     open: int
     resolved: int
 
 
 class WarningSummary(BaseModel):
-    """Warning counts per code, in code order."""
+    """Warning counts per code (and the groups `by` asks for), in that order."""
 
     data: list[WarningCount]

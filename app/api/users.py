@@ -142,7 +142,7 @@ async def list_user_sections(
         after=page.after,
     )
     if owned is None:
-        raise not_found("user", user_id)
+        raise not_found("student", user_id)
     return page_response(owned.rows, page.limit)
 
 
@@ -152,11 +152,13 @@ async def _user_answer(
     user_id: str,
     as_of: datetime | None,
     read: Callable[[], Awaitable[Answer | None]],
+    *,
+    kind: str = "user",
 ) -> Response:
     """A hot read about one user: kept unless it is as of a past instant; 404 if unseen."""
     found = await answer(request, reader.principal, read, keep=as_of is None)
     if found is None:
-        raise not_found("user", user_id)
+        raise not_found(kind, user_id)
     return found
 
 
@@ -203,8 +205,9 @@ async def list_teacher_students(
 ) -> Response:
     """Distinct students of every active section the user teaches, as primary teacher or
     co-teacher, each with the ids of the sections that link them; in student id order.
-    A teacher without sections gets an empty list. Answers carry an `ETag`: send it back
-    as `If-None-Match` for a 304 while unchanged."""
+    A teacher without sections gets an empty list; a user who is no teacher is 404, as an
+    unknown id is. Answers carry an `ETag`: send it back as `If-None-Match` for a 304 while
+    unchanged."""
     scope = scope_of(reader.principal, as_of=as_of)
 
     async def read() -> Answer | None:
@@ -215,7 +218,7 @@ async def list_teacher_students(
             return None
         return Answer(owned.district_id, page_body(owned.rows, page.limit))
 
-    return await _user_answer(request, reader, user_id, as_of, read)
+    return await _user_answer(request, reader, user_id, as_of, read, kind="teacher")
 
 
 @router.get(
@@ -229,7 +232,8 @@ async def list_student_teachers(
     user_id: UserId, reader: ReaderDep, page: PageDep, as_of: AsOf
 ) -> JSONText:
     """Distinct teachers (primary and co-teachers) of the student's active sections, each
-    with the ids of the sections that link them; in teacher id order."""
+    with the ids of the sections that link them; in teacher id order. A user who is no
+    student is 404, as an unknown id is."""
     owned = await roster.student_teachers(
         reader.connection,
         user_id,
@@ -238,7 +242,7 @@ async def list_student_teachers(
         after=page.after,
     )
     if owned is None:
-        raise not_found("user", user_id)
+        raise not_found("student", user_id)
     return page_response(owned.rows, page.limit)
 
 
@@ -251,10 +255,10 @@ async def list_student_teachers(
 )
 async def list_student_contacts(user_id: UserId, reader: ReaderDep, page: PageDep) -> JSONText:
     """The student's contacts (guardians, emergency contacts...) with their relationship to
-    the student; in contact id order."""
+    the student; in contact id order. A user who is no student is 404, as an unknown id is."""
     owned = await roster.student_contacts(
         reader.connection, user_id, scope_of(reader.principal), limit=page.limit, after=page.after
     )
     if owned is None:
-        raise not_found("user", user_id)
+        raise not_found("student", user_id)
     return page_response(owned.rows, page.limit)

@@ -13,6 +13,7 @@ from app.api.pagination import DEFAULT_LIMIT, IdCursor, Limit
 from app.api.schemas import Page
 from app.api.sync_schemas import DataWarning, WarningCount, WarningSummary
 from app.mirror.queries.sql import Params, where
+from app.mirror.queries.warnings import WARNINGS_FROM
 
 router = APIRouter(prefix="/v1", tags=["data warnings"], responses=AUTH_RESPONSES)
 
@@ -24,12 +25,24 @@ _COLUMNS = (
 )
 
 
-def _visible(principal: Principal, district_id: str | None) -> tuple[Params, list[str]]:
+Grouping = Literal["district", "entity", "school"]
+# Each grouping's column of `WARNINGS_FROM`, named as in `WarningCount`, in output order.
+_GROUPINGS: dict[str, tuple[str, str]] = {
+    "district": ("w.district_id", "district_id"),
+    "entity": ("w.entity", "entity"),
+    "school": ("sc.id", "school_id"),
+}
+
+
+def _visible(
+    principal: Principal, district_id: str | None, *, alias: str | None = None
+) -> tuple[Params, list[str]]:
+    column = f"{alias}.district_id" if alias else "district_id"
     params, conditions = Params(), []
     if principal.district_ids is not None:
-        conditions.append(f"district_id = ANY({params.add(principal.district_ids)}::text[])")
+        conditions.append(f"{column} = ANY({params.add(principal.district_ids)}::text[])")
     if district_id is not None:
-        conditions.append(f"district_id = {params.add(district_id)}")
+        conditions.append(f"{column} = {params.add(district_id)}")
     return params, conditions
 
 
@@ -80,15 +93,28 @@ async def list_warnings(
     response_model=WarningSummary,
 )
 async def summarize_warnings(
-    reader: ReaderDep, district_id: DistrictFilter = None
+    reader: ReaderDep,
+    district_id: DistrictFilter = None,
+    by: Annotated[
+        list[Grouping] | None,
+        Query(
+            description="Count per code and also per district, kind of record or school "
+            "(repeat the parameter for several): `by=district&by=school`."
+        ),
+    ] = None,
 ) -> WarningSummary:
     """How many warnings of each code are open and how many were resolved, over the
-    districts the key may see."""
-    params, conditions = _visible(reader.principal, district_id)
+    districts the key may see; with `by`, per district, kind or school too."""
+    params, conditions = _visible(reader.principal, district_id, alias="w")
+    groups = [("w.code", "code")]
+    groups += [grouping for name, grouping in _GROUPINGS.items() if name in (by or ())]
+    columns = ", ".join(f"{column} AS {name}" for column, name in groups)
+    order = ", ".join(f"{column} NULLS LAST" for column, _ in groups)
     records: list[asyncpg.Record] = await reader.connection.fetch(
-        "SELECT code, count(*) FILTER (WHERE resolved_at IS NULL) AS open,"
-        " count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved"
-        f" FROM data_warnings {where(conditions)} GROUP BY code ORDER BY code",
+        f"SELECT {columns}, count(*) FILTER (WHERE w.resolved_at IS NULL) AS open,"
+        " count(*) FILTER (WHERE w.resolved_at IS NOT NULL) AS resolved"
+        f" {WARNINGS_FROM} {where(conditions)}"
+        f" GROUP BY {', '.join(column for column, _ in groups)} ORDER BY {order}",
         *params.values,
     )
     return WarningSummary(data=[WarningCount.model_validate(dict(r)) for r in records])

@@ -13,6 +13,7 @@ import asyncpg
 from app.api.sync_schemas import SYNC_RUN_COLUMNS
 from app.mirror.queries.shapes import district_connection, district_paused
 from app.mirror.queries.sql import Params, where
+from app.mirror.queries.warnings import RECORD_NAME, WARNINGS_FROM
 
 # Runs shown on a district's page, newest first.
 HISTORY_RUNS = 30
@@ -146,27 +147,6 @@ class WarningFilter:
 
 NO_SCHOOL = "none"
 
-# Each warning with its record's name and school (a user's primary school, a section's
-# school, a school itself), when the mirror holds the record. Joins stay within the
-# warning's district.
-_WARNINGS_FROM = """
-    FROM data_warnings w
-    LEFT JOIN users u ON w.entity = 'users' AND u.id = w.record_id
-         AND u.district_id = w.district_id
-    LEFT JOIN sections s ON w.entity = 'sections' AND s.id = w.record_id
-         AND s.district_id = w.district_id
-    LEFT JOIN terms t ON w.entity = 'terms' AND t.id = w.record_id
-         AND t.district_id = w.district_id
-    LEFT JOIN courses c ON w.entity = 'courses' AND c.id = w.record_id
-         AND c.district_id = w.district_id
-    LEFT JOIN schools sc ON sc.district_id = w.district_id AND sc.id = CASE w.entity
-         WHEN 'schools' THEN w.record_id WHEN 'users' THEN u.primary_school_id
-         WHEN 'sections' THEN s.school_id END
-"""
-_RECORD_NAME = """CASE w.entity
-    WHEN 'users' THEN nullif(concat_ws(' ', u.name_first, u.name_last), '')
-    WHEN 'sections' THEN s.display_name WHEN 'terms' THEN t.name WHEN 'courses' THEN c.name
-    WHEN 'schools' THEN sc.name END"""
 WARNING_COLUMNS = (
     "district_id",
     "code",
@@ -182,7 +162,7 @@ WARNING_COLUMNS = (
 )
 _WARNING_SELECT = f"""
     SELECT w.district_id, w.code, w.entity, sc.id AS school_id, sc.name AS school_name,
-           w.record_id, {_RECORD_NAME} AS record_name, w.field, w.detail, w.first_seen_at,
+           w.record_id, {RECORD_NAME} AS record_name, w.field, w.detail, w.first_seen_at,
            w.resolved_at
 """
 
@@ -195,7 +175,7 @@ async def warning_groups(
     rows: list[asyncpg.Record] = await connection.fetch(
         f"""
         SELECT w.code, sc.id AS school_id, sc.name AS school_name, w.entity, count(*) AS warnings
-        {_WARNINGS_FROM} {chosen.sql(params)}
+        {WARNINGS_FROM} {chosen.sql(params)}
         GROUP BY w.code, sc.id, sc.name, w.entity
         ORDER BY count(*) DESC, w.code, sc.name NULLS LAST, w.entity
         """,
@@ -210,7 +190,7 @@ async def warnings(
     """The first chosen warnings, by code, school, entity and record."""
     params = Params()
     rows: list[asyncpg.Record] = await connection.fetch(
-        f"{_WARNING_SELECT} {_WARNINGS_FROM} {chosen.sql(params)}"
+        f"{_WARNING_SELECT} {WARNINGS_FROM} {chosen.sql(params)}"
         f" ORDER BY w.code, sc.name NULLS LAST, w.entity, w.record_id, w.id"
         f" LIMIT {params.add(limit)}",
         *params.values,
@@ -225,7 +205,7 @@ async def each_warning(
     transaction): an export of a large district holds a page of rows at a time."""
     params = Params()
     async for row in connection.cursor(
-        f"{_WARNING_SELECT} {_WARNINGS_FROM} {chosen.sql(params)}"
+        f"{_WARNING_SELECT} {WARNINGS_FROM} {chosen.sql(params)}"
         " ORDER BY w.code, sc.name NULLS LAST, w.entity, w.record_id, w.id",
         *params.values,
         prefetch=1000,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Counter, Histogram
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -27,13 +28,26 @@ ANSWERS = Counter(
 )
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, asked: Scope | None = None) -> str:
     """The matched route's path template (`/v1/users/{user_id}`), so labels stay bounded.
 
-    The router records the route it matched in the scope; unmatched paths share one label.
+    The router records the API route it matched in the scope. Other routes (the OpenAPI
+    document, the static files' mounts) it does not: those are matched again here against
+    `asked`, the request as it came in, a mount labelled by its path. Paths no route
+    matches share one label.
     """
     route = scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    if asked is None:
+        return "unmatched"
+    router = getattr(scope.get("app"), "router", None)
+    for candidate in getattr(router, "routes", ()):
+        if isinstance(candidate, Route | Mount):
+            match, _ = candidate.matches(asked)
+            if match is Match.FULL:
+                return candidate.path
+    return "unmatched"
 
 
 class MetricsMiddleware:
@@ -48,6 +62,8 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        # Routing rewrites the scope (a mount moves its prefix into `root_path`).
+        asked = {key: scope.get(key) for key in ("type", "path", "root_path", "method")}
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -58,7 +74,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = route_template(scope)
+            route = route_template(scope, asked)
             method = scope["method"]
             HTTP_REQUESTS.labels(route, method, str(status)).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)

@@ -109,10 +109,21 @@ async def test_validation_and_unexpected_errors_are_problem_json(settings: Setti
 
 
 async def test_metrics_count_requests_by_route(api_client: httpx.AsyncClient) -> None:
-    await api_client.get("/healthz")
+    for path in ("/healthz", "/docs", "/openapi.json", "/ui/static/console.css", "/nowhere"):
+        await api_client.get(path)
     response = await api_client.get("/metrics")
     assert response.status_code == 200
-    assert 'roster_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+    for route, status in (
+        ("/healthz", 200),
+        ("/docs", 200),
+        ("/openapi.json", 200),
+        ("/ui/static", 200),  # a mount is labelled by its path, whatever the file
+        ("unmatched", 404),
+    ):
+        assert (
+            f'roster_http_requests_total{{method="GET",route="{route}",status="{status}"}}'
+            in response.text
+        ), route
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

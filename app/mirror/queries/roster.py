@@ -50,13 +50,22 @@ def _owned(row: asyncpg.Record | None, scope: Scope) -> Owned | None:
 
 
 def _owner(
-    owner_table: str, owner_param: str, districts_param: str | None, *, include_inactive: bool
+    owner_table: str,
+    owner_param: str,
+    districts_param: str | None,
+    *,
+    include_inactive: bool,
+    role: SectionRole | None = None,
 ) -> str:
     """The owner row `o` (id, district_id, deleted_at) when the scope may see it, else none.
 
-    `districts_param` is the placeholder of the visible districts' ids (None: every one).
+    `districts_param` is the placeholder of the visible districts' ids (None: every one);
+    `role`: only a user with this role owns the answer (a student asked for as a teacher is
+    as unknown as a missing id, so the caller notices the mistake).
     """
     conditions = [f"id = {owner_param}"]
+    if role is not None:
+        conditions.append(f"'{role}' = ANY(roles)")
     if districts_param is not None:
         conditions.append(f"district_id = ANY({districts_param}::text[])")
     if not include_inactive:
@@ -277,7 +286,8 @@ def _teacher_students_sql(
              {USER_OVERRIDES}
         ORDER BY u.id LIMIT $2
     """
-    return _owned_page(_owner("users", "$1", districts, include_inactive=False), page)
+    owner = _owner("users", "$1", districts, include_inactive=False, role="teacher")
+    return _owned_page(owner, page)
 
 
 async def teacher_students(
@@ -299,7 +309,11 @@ async def student_teachers(
     """Distinct teachers of the student's active sections, each with the linking sections."""
     params = Params()
     owner = _owner(
-        "users", params.add(student_id), _districts(params, scope), include_inactive=False
+        "users",
+        params.add(student_id),
+        _districts(params, scope),
+        include_inactive=False,
+        role="student",
     )
     after_condition = f"AND st.teacher_id > {params.add(after)}" if after is not None else ""
     live = "" if scope.include_inactive else "AND u.deleted_at IS NULL"
@@ -334,7 +348,11 @@ async def student_contacts(
     """The student's contacts with their relationship to the student."""
     params = Params()
     owner = _owner(
-        "users", params.add(student_id), _districts(params, scope), include_inactive=False
+        "users",
+        params.add(student_id),
+        _districts(params, scope),
+        include_inactive=False,
+        role="student",
     )
     conditions = []
     if not scope.include_inactive:

@@ -210,6 +210,20 @@ async def test_a_teacher_without_sections_has_no_students_but_exists(
     await get_problem(api, "/v1/teachers/000000000000000000000000/students", keys.read, 404)
 
 
+async def test_a_user_asked_for_in_a_role_it_lacks_is_not_found(
+    api: httpx.AsyncClient, keys: Keys, edge: dict[str, str]
+) -> None:
+    student_id, teacher_id = edge["student_no_sections"], edge["teacher_no_sections"]
+    problem = await get_problem(api, f"/v1/teachers/{student_id}/students", keys.read, 404)
+    assert "teacher" in problem["detail"]
+    for path in (f"/v1/students/{teacher_id}/teachers", f"/v1/students/{teacher_id}/contacts"):
+        problem = await get_problem(api, path, keys.read, 404)
+        assert "student" in problem["detail"]
+    # In the role it has, the same user is found, with an empty list.
+    body = await get_json(api, f"/v1/students/{student_id}/teachers", keys.read)
+    assert body == {"data": [], "next_cursor": None}
+
+
 async def test_a_students_teachers_and_contacts(
     api: httpx.AsyncClient, keys: Keys, index: TruthIndex, edge: dict[str, str]
 ) -> None:

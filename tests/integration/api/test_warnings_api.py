@@ -157,6 +157,9 @@ def _counts(rows: list[Row]) -> list[Json]:
     return [
         {
             "code": code,
+            "district_id": None,
+            "entity": None,
+            "school_id": None,
             "open": sum(1 for r in rows if r["code"] == code and not r["resolved"]),
             "resolved": sum(1 for r in rows if r["code"] == code and r["resolved"]),
         }
@@ -180,13 +183,52 @@ async def test_the_summary_counts_open_and_resolved_warnings_per_code(
     assert summary == _counts(s_rows)
     fixed_only = next(entry for entry in summary if entry["code"] == "fixed_only")
     # The fixture added it for odd numbers up to RESOLVED_ADDED (1, 3, 5), all resolved.
-    assert fixed_only == {"code": "fixed_only", "open": 0, "resolved": 3}
+    assert (fixed_only["open"], fixed_only["resolved"]) == (0, 3)
     assert await _summary(api, keys.read) == _counts(rows)
     assert await _summary(api, keys.read_s) == _counts(s_rows)
     assert await _summary(api, keys.read_s, district_id=other) == []
     assert await _summary(api, keys.read_other) == _counts(
         _where(rows, lambda r: r["district_id"] == other)
     )
+
+
+async def test_the_summary_counts_per_district_kind_and_school_when_asked(
+    api: httpx.AsyncClient, keys: Keys, api_pool: asyncpg.Pool, mirrored: Mirrored
+) -> None:
+    response = await api.get(
+        "/v1/data-warnings/summary",
+        params=[("by", "district"), ("by", "entity"), ("by", "school")],
+        headers=bearer(keys.read_s),
+    )
+    assert response.status_code == 200, response.text
+    summary = response.json()["data"]
+    # The same counts from the mirror: a user's school is its primary school, a section's
+    # its school, a school's itself.
+    expected = await api_pool.fetch(
+        """
+        SELECT w.code, w.district_id, w.entity,
+               CASE w.entity WHEN 'schools' THEN sc.id WHEN 'users' THEN su.id
+                    WHEN 'sections' THEN ss.id END AS school_id,
+               count(*) FILTER (WHERE w.resolved_at IS NULL) AS open,
+               count(*) FILTER (WHERE w.resolved_at IS NOT NULL) AS resolved
+        FROM data_warnings w
+        LEFT JOIN schools sc ON w.entity = 'schools' AND sc.id = w.record_id
+        LEFT JOIN users u ON w.entity = 'users' AND u.id = w.record_id
+        LEFT JOIN schools su ON su.id = u.primary_school_id
+        LEFT JOIN sections x ON w.entity = 'sections' AND x.id = w.record_id
+        LEFT JOIN schools ss ON ss.id = x.school_id
+        WHERE w.district_id = $1
+        GROUP BY 1, 2, 3, 4
+        """,
+        mirrored.s.id,
+    )
+    assert sorted(summary, key=str) == sorted((dict(row) for row in expected), key=str)
+    assert {entry["district_id"] for entry in summary} == {mirrored.s.id}
+    assert any(entry["school_id"] for entry in summary)
+    bad = await api.get(
+        "/v1/data-warnings/summary", params={"by": "pets"}, headers=bearer(keys.read)
+    )
+    assert_problem(bad, 422)
 
 
 @pytest.mark.parametrize(
