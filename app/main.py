@@ -11,7 +11,6 @@ import asyncpg
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api import (
     audit,
@@ -40,7 +39,6 @@ from app.api.links import document_links
 from app.api.problems import document_problems, install_problem_handlers
 from app.audit import AuditLog
 from app.console import routes as console
-from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool, listening_connection
 from app.observability.metrics import MetricsMiddleware
 from app.redis import create_redis
@@ -55,8 +53,6 @@ class AppState(TypedDict):
     """What lifespan builds once per process; endpoints reach it as `request.state.<key>`."""
 
     settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     # Plain asyncpg: `reads` for the roster reads (they return JSON built by Postgres) and
     # API key lookups, `pool` for sync triggers and decisions.
@@ -85,7 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
-        engine = create_engine(settings)
         redis = create_redis(settings)
         # Reads take no locks and set no session state, so their connections skip the
         # reset round trip; everything else (sync triggers hold advisory locks) keeps it.
@@ -111,8 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield {
                 "settings": settings,
-                "engine": engine,
-                "sessionmaker": create_sessionmaker(engine),
                 "redis": redis,
                 "pool": pool,
                 "reads": reads,
@@ -135,7 +128,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
             await reads.close()
             await redis.aclose()
-            await engine.dispose()
 
     app = FastAPI(
         title="Roster mirror",

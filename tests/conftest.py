@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app import migrations
 from app.settings import Settings, to_asyncpg_url, to_sqlalchemy_url
@@ -154,15 +154,6 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield connection
         finally:
             await transaction.rollback()
-
-
-@pytest.fixture
-async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
-    """An ORM session whose commits become savepoints of the rolled-back test transaction."""
-    async with AsyncSession(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    ) as session:
-        yield session
 
 
 @pytest.fixture

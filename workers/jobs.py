@@ -13,7 +13,6 @@ from typing import Any
 
 from arq.cron import CronJob, cron
 from arq.worker import Retry, func
-from sqlalchemy import text
 
 from app import audit
 from app.history import webhooks
@@ -218,8 +217,8 @@ async def dispatch_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
 
 async def check_connections(ctx: dict[str, Any]) -> dict[str, str]:
     """Report that this worker reaches Postgres and Redis (a diagnostic job)."""
-    async with ctx["engine"].connect() as connection:
-        server_version = (await connection.execute(text("SHOW server_version"))).scalar_one()
+    deps: SyncDeps = ctx["sync"]
+    server_version = await deps.pool.fetchval("SHOW server_version")
     await ctx["redis"].ping()
     return {"postgres": str(server_version), "redis": "ok", "job_id": str(ctx["job_id"])}
 

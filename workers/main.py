@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import create_engine, create_sessionmaker
 from app.mirror.pg import create_pool
 from app.redis import redis_settings
 from app.settings import Settings, load_settings
@@ -32,8 +30,6 @@ class WorkerContext(TypedDict):
 
     redis: ArqRedis
     settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
     sync: SyncDeps
 
 
@@ -41,12 +37,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     """arq's worker configuration for these settings."""
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(settings, pool_size=5)
         pool = await create_pool(settings, max_size=2 * MAX_JOBS + 2)
         ctx.update(
             settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
             sync=SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings)),
         )
 
@@ -54,9 +47,6 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         sync: SyncDeps | None = ctx.get("sync")
         if sync is not None:
             await sync.pool.close()
-        engine: AsyncEngine | None = ctx.get("engine")
-        if engine is not None:
-            await engine.dispose()
 
     return {
         "functions": jobs.FUNCTIONS,

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.api.auth import authenticate, check_scope
 from app.api.keys import Scope
@@ -60,8 +59,8 @@ async def readyz(request: Request) -> Readiness | Response:
 async def _check_postgres(request: Request) -> str:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            async with request.state.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with request.state.reads.acquire() as connection:
+                await connection.fetchval("SELECT 1")
     except Exception as exc:
         return f"error: {type(exc).__name__}"
     return "ok"
