@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.dialects import postgresql
 
+from app.mirror import columns
 from app.mirror.models import metadata
-from app.sync import normalize
 
 SCHEMA = "roster_staging"
 
@@ -46,12 +46,12 @@ def _entity_kind(name: str, columns: Sequence[str]) -> StageKind:
 ENTITY_KINDS: dict[str, StageKind] = {
     kind.name: kind
     for kind in (
-        _entity_kind("districts", normalize.DISTRICT_COLUMNS),
-        _entity_kind("schools", normalize.SCHOOL_COLUMNS),
-        _entity_kind("terms", normalize.TERM_COLUMNS),
-        _entity_kind("courses", normalize.COURSE_COLUMNS),
-        _entity_kind("users", normalize.USER_COLUMNS),
-        _entity_kind("sections", normalize.SECTION_COLUMNS),
+        _entity_kind("districts", columns.DISTRICT_COLUMNS),
+        _entity_kind("schools", columns.SCHOOL_COLUMNS),
+        _entity_kind("terms", columns.TERM_COLUMNS),
+        _entity_kind("courses", columns.COURSE_COLUMNS),
+        _entity_kind("users", columns.USER_COLUMNS),
+        _entity_kind("sections", columns.SECTION_COLUMNS),
     )
 }
 

@@ -18,6 +18,15 @@ from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
+from app.mirror.columns import (
+    COURSE_COLUMNS,
+    DISTRICT_COLUMNS,
+    SCHOOL_COLUMNS,
+    SECTION_COLUMNS,
+    TERM_COLUMNS,
+    USER_COLUMNS,
+)
+
 # Bump when normalization changes, so the next sync rewrites every row once.
 NORMALIZATION_VERSION = b"1"
 
@@ -345,13 +354,6 @@ def _common(
     return parse_timestamp(raw.get("last_modified")), content_hash(encoded, *flags), encoded
 
 
-DISTRICT_COLUMNS = (
-    "id", "name", "state", "sis_type", "nces_id", "mdr_number", "portal_url",
-    "last_clever_sync", "pause_start", "pause_end", "source_last_modified", "content_hash",
-    "raw",
-)  # fmt: skip
-
-
 def normalize_district(raw: Any) -> Normalized:
     record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
     if record_id is None:
@@ -376,13 +378,6 @@ def normalize_district(raw: Any) -> Normalized:
     if row[1] is None:
         c.warn("name", "missing_name")
     return Normalized(row, c.warnings)
-
-
-SCHOOL_COLUMNS = (
-    "id", "name", "school_number", "sis_id", "state_id", "nces_id", "mdr_number",
-    "low_grade", "high_grade", "phone", "principal_name", "principal_email",
-    "address", "city", "state", "zip", "source_last_modified", "content_hash", "raw",
-)  # fmt: skip
 
 
 def normalize_school(raw: Any) -> Normalized:
@@ -420,11 +415,6 @@ def normalize_school(raw: Any) -> Normalized:
     return Normalized(row, c.warnings)
 
 
-TERM_COLUMNS = (
-    "id", "name", "start_date", "end_date", "source_last_modified", "content_hash", "raw",
-)  # fmt: skip
-
-
 def normalize_term(raw: Any) -> Normalized:
     record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
     if record_id is None:
@@ -439,9 +429,6 @@ def normalize_term(raw: Any) -> Normalized:
     return Normalized(row, c.warnings)
 
 
-COURSE_COLUMNS = ("id", "name", "number", "source_last_modified", "content_hash", "raw")
-
-
 def normalize_course(raw: Any) -> Normalized:
     record_id = as_id(raw.get("id")) if isinstance(raw, dict) else None
     if record_id is None:
@@ -454,14 +441,6 @@ def normalize_course(raw: Any) -> Normalized:
     row = (record_id, name, clean_text(raw.get("number"), c, "number"), modified, digest, encoded)
     return Normalized(row, c.warnings)
 
-
-USER_COLUMNS = (
-    "id", "roles", "name_first", "name_middle", "name_last", "preferred_first_name",
-    "email", "email_normalized", "email_valid", "primary_school_id", "sis_id", "state_id",
-    "student_number", "teacher_number", "staff_number", "title", "grade", "grade_level",
-    "graduation_year", "dob", "gender", "phone", "sensitive",
-    "source_last_modified", "content_hash", "raw",
-)  # fmt: skip
 
 USER_ROLES = ("student", "teacher", "staff", "district_admin", "contact")
 
@@ -607,12 +586,6 @@ def _year(value: Any, collector: Collector) -> int | None:
         return None
     return year
 
-
-SECTION_COLUMNS = (
-    "id", "school_id", "course_id", "term_id", "name", "period", "section_number", "sis_id",
-    "subject", "grade", "grade_level", "primary_teacher_id", "source_last_modified",
-    "content_hash", "raw",
-)  # fmt: skip
 
 # Primary teacher plus up to nine co-teachers is what Clever supports.
 MAX_SECTION_TEACHERS = 10

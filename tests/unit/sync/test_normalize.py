@@ -6,10 +6,9 @@ from typing import Any
 import orjson
 import pytest
 
+from app.mirror.columns import SECTION_COLUMNS, USER_COLUMNS
 from app.sync import normalize
 from app.sync.normalize import (
-    SECTION_COLUMNS,
-    USER_COLUMNS,
     Collector,
     clean_email,
     clean_grade,
