@@ -8,8 +8,10 @@ UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN := $(UV) run --frozen
 SPECTRAL_VERSION := 6.16.3
 SPECTRAL := .tools/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral
+AXE_VERSION := 4.14.1
+AXE := .tools/axe-core-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
 
-.PHONY: help install run down test test-reliability lint spectral typecheck format migrate openapi openapi-check bench
+.PHONY: help install run down test test-reliability browser-deps test-browser lint spectral typecheck format migrate openapi openapi-check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +35,20 @@ test: install ## Run the test suite and check the OpenAPI document
 
 test-reliability: install ## The reliability suite: fault matrix, crash points, model-based syncs
 	$(RUN) pytest -m reliability tests/reliability
+
+$(AXE):
+	npm install --prefix .tools/axe-core-$(AXE_VERSION) --ignore-scripts --no-audit --no-fund \
+		axe-core@$(AXE_VERSION)
+
+# Debian's Chromium, not a browser build of Playwright's own: Playwright only drives it.
+browser-deps: install $(AXE) ## Chromium (apt, when not on the PATH) and axe-core for test-browser
+	@command -v chromium >/dev/null || { apt-get update && \
+		apt-get install -y --no-install-recommends chromium; }
+
+# Redis db 12, apart from make test's 14: the two suites may run at once.
+test-browser: browser-deps ## The console in headless Chromium: flows, axe-core, build/screenshots/
+	mkdir -p build/screenshots
+	AXE_CORE_JS=$(abspath $(AXE)) TEST_REDIS_DB=12 $(RUN) pytest -m browser tests/browser
 
 lint: install spectral ## ruff (lint + format check), hadolint on the Dockerfile, and spectral
 	$(RUN) ruff check .

@@ -305,7 +305,10 @@ async def _visible_run(request: Request, operator: Operator, run_id: uuid.UUID) 
 async def run_page(request: Request, operator: OperatorDep, run_id: uuid.UUID) -> Response:
     run = await _visible_run(request, operator, run_id)
     preview = None
+    # An approved run stays held until the worker has applied it.
+    applying = False
     if run["status"] == RunStatus.HELD:
+        applying = await approval_pending(request.state.redis, run_id, run["district_id"])
         async with request.state.reads.acquire() as connection:
             preview = await merge.held_preview(connection, Staging(run_id), run["district_id"])
     return _page(
@@ -313,7 +316,8 @@ async def run_page(request: Request, operator: OperatorDep, run_id: uuid.UUID) -
         "run.html",
         operator,
         run=run,
-        going=run["status"] in _GOING,
+        going=run["status"] in _GOING or applying,
+        applying=applying,
         changed=queries.changed(run["counts"]),
         preview=preview,
     )

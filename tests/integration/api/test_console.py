@@ -210,6 +210,25 @@ async def test_a_held_run_shows_why_it_is_held_and_can_be_rejected(
     assert again.status_code == 409
 
 
+async def test_an_approved_run_s_page_follows_it_until_the_worker_has_applied_it(
+    browser: httpx.AsyncClient,
+    api_pool: asyncpg.Pool,
+    queue: ArqRedis,
+    held: HeldRun,  # noqa: F811
+) -> None:
+    token = await _signed_in(browser, await _key(api_pool, Scope.CONSOLE))
+    approved = await browser.post(f"/ui/runs/{held.run_id}/approve", data={"csrf_token": token})
+    assert approved.status_code == 303
+    # Still held until the worker applies it: the page says so and reloads, offering nothing.
+    page = await browser.get(f"/ui/runs/{held.run_id}")
+    assert 'id="applying"' in page.text and '<meta http-equiv="refresh"' in page.text
+    assert "/approve" not in page.text and "/reject" not in page.text
+
+    await run_queued_job(queue, held.deps, held.district.id)
+    page = await browser.get(f"/ui/runs/{held.run_id}")
+    assert "succeeded" in page.text and "refresh" not in page.text and "applying" not in page.text
+
+
 async def test_a_held_run_shows_per_school_what_approving_it_deactivates(
     browser: httpx.AsyncClient,
     api_pool: asyncpg.Pool,
