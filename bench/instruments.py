@@ -47,7 +47,7 @@ SQL_METHODS = (
     "copy_from_table",
 )
 # Arguments worth naming in a label (`_merge_entity(users)`): entity and staging kinds.
-_KNOWN_NAMES = frozenset({*staging.ENTITY_KINDS, *staging.LINK_KINDS, "issues", "deletions"})
+_KNOWN_NAMES = frozenset({*staging.ENTITY_KINDS, *staging.LINK_KINDS, "warnings", "deletions"})
 _RUN_TABLE = re.compile(r"r[0-9a-f]{32}_")
 _SPACES = re.compile(r"\s+")
 STATEMENT_CHARS = 110

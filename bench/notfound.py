@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 
-from app.api.keys import Scope as KeyScope
-from app.api.keys import create_key
+from app.api.keys import Scope, create_key
 from bench import report
 from bench.api.endpoints import SAMPLES, mirrored_database
 from bench.api.servers import api_server
@@ -74,9 +73,9 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         try:
             teachers = [row[0] for row in await connection.fetch(SAMPLES["teachers"], SAMPLE_SIZE)]
             limited = await create_key(
-                connection, name="bench notfound", scopes=[KeyScope.READ], district_ids=[ELSEWHERE]
+                connection, name="bench notfound", scopes=[Scope.READ], district_ids=[ELSEWHERE]
             )
-            every = await create_key(connection, name="bench notfound all", scopes=[KeyScope.READ])
+            every = await create_key(connection, name="bench notfound all", scopes=[Scope.READ])
         finally:
             await connection.close()
         # Ids shaped like Clever's that no district has.

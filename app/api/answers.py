@@ -30,11 +30,11 @@ from typing import Any
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from app.api.auth import Caller, KeyCache, Principal
-from app.api.keys import KeyGrant
-from app.api.keys import Scope as KeyScope
+from app.api.keys import KeyGrant, Scope
 from app.api.limits import Limits
 from app.api.pagination import JSONText
 from app.api.problems import ProblemError, problem_error_response
@@ -237,7 +237,7 @@ async def answer(
     return respond(request, found.body, etag, "read")
 
 
-def answer_key(scope: Scope, principal: Principal) -> tuple[Hashable, ...]:
+def answer_key(scope: ASGIScope, principal: Principal) -> tuple[Hashable, ...]:
     """What a kept answer is found by: path and query as sent, the caller's districts and
     sensitive-field access (what decides what a key sees), and the date (a term is current
     by the date)."""
@@ -264,7 +264,7 @@ class KeptAnswersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         kept = self._kept(scope) if scope["type"] == "http" else None
         if kept is None:
             await self.app(scope, receive, send)
@@ -288,7 +288,7 @@ class KeptAnswersMiddleware:
         await response(scope, receive, send)
 
     @staticmethod
-    def _kept(scope: Scope) -> tuple[_Kept, KeyGrant] | None:
+    def _kept(scope: ASGIScope) -> tuple[_Kept, KeyGrant] | None:
         if scope["method"] != "GET":
             return None
         state = scope.get("state") or {}
@@ -301,13 +301,13 @@ class KeptAnswersMiddleware:
         if grant is None:
             return None
         principal = Principal(grant)
-        if not principal.allows(KeyScope.READ):
+        if not principal.allows(Scope.READ):
             return None
         found = cache.get(answer_key(scope, principal))
         return (found, grant) if found is not None else None
 
 
-def _bearer_secret(scope: Scope) -> str | None:
+def _bearer_secret(scope: ASGIScope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, secret = value.decode("latin-1").partition(" ")

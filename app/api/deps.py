@@ -12,11 +12,11 @@ import asyncpg
 from fastapi import Depends, Path, Query, Request
 
 from app.api.auth import BearerCredentials, Principal, authenticate, check_scope
-from app.api.keys import Scope as KeyScope
+from app.api.keys import Scope
 from app.api.pagination import JSONText, ListFilters, PageParams, object_response
 from app.api.problems import ProblemError
 from app.mirror.queries import changes
-from app.mirror.queries.collections import Kind, Listing, Scope, get_record
+from app.mirror.queries.collections import Kind, Listing, Visibility, get_record
 
 # Clever ids are 24 hex characters; anything outside this is refused (422) before a query.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -37,7 +37,7 @@ async def get_reader(request: Request, credentials: BearerCredentials) -> AsyncI
     a large share of a read's Python time.
     """
     principal = await authenticate(request, credentials)
-    check_scope(request, principal, KeyScope.READ)
+    check_scope(request, principal, Scope.READ)
     pool: asyncpg.Pool = request.state.reads
     async with pool.acquire() as connection:
         yield Reader(principal, connection)
@@ -50,7 +50,7 @@ async def get_writer(request: Request, credentials: BearerCredentials) -> AsyncI
     """A key with `roster:write` and one connection of the write pool, for local edits
     (overrides, groups, people); the endpoint opens the transaction."""
     principal = await authenticate(request, credentials)
-    check_scope(request, principal, KeyScope.WRITE)
+    check_scope(request, principal, Scope.WRITE)
     pool: asyncpg.Pool = request.state.pool
     async with pool.acquire() as connection:
         yield Reader(principal, connection)
@@ -82,8 +82,8 @@ IncludeInactive = Annotated[bool, Query(description="Also return records Clever 
 
 def scope_of(
     principal: Principal, *, include_inactive: bool = False, as_of: datetime | None = None
-) -> Scope:
-    return Scope(
+) -> Visibility:
+    return Visibility(
         district_ids=principal.district_ids,
         include_inactive=include_inactive,
         sensitive=principal.sensitive,

@@ -32,7 +32,7 @@ from app.api.problems import ProblemError, not_found_responses
 from app.api.schemas import Group, GroupHistory, Groups, Page
 from app.local import groups
 from app.mirror.queries import shapes
-from app.mirror.queries.collections import SECTIONS, USERS, Scope, find_record
+from app.mirror.queries.collections import SECTIONS, USERS, Visibility, find_record
 from app.mirror.queries.groups import get_group, group_history, groups_of
 
 router = APIRouter(prefix="/v1", tags=["groups"], responses=AUTH_RESPONSES)
@@ -127,7 +127,7 @@ def _invalid(error: groups.GroupError | str) -> ProblemError:
     return ProblemError(422, str(error))
 
 
-def _scope(reader: Reader, *, include_inactive: bool = False) -> Scope:
+def _scope(reader: Reader, *, include_inactive: bool = False) -> Visibility:
     return scope_of(reader.principal, include_inactive=include_inactive)
 
 

@@ -174,7 +174,7 @@ async def _dedupe(connection: asyncpg.Connection, staging: Staging, entity: str)
             [row["id"] for row in duplicates],
         )
     await connection.executemany(
-        f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
+        f"INSERT INTO {staging.table('warnings')} (entity, record_id, field, code, detail)"
         " VALUES ($1, $2, 'id', 'duplicate_record', $3)",
         [(entity, row["id"], f"listed {row['copies']} times") for row in duplicates],
     )
@@ -217,7 +217,7 @@ async def _skip_foreign_ids(
     row. Its links and other warnings go with it. Rows staged as unchanged (no `raw`) were
     matched within this district, so only fully staged ones are checked.
     """
-    issues = staging.table("issues")
+    staged_warnings = staging.table("warnings")
     for entity in ENTITY_ORDER[1:]:
         skipped = await connection.fetchval(
             f"""
@@ -226,10 +226,10 @@ async def _skip_foreign_ids(
                 WHERE t.id = s.id AND t.district_id <> $1 AND s.raw IS NOT NULL
                 RETURNING s.id
             ), unwarned AS (
-                DELETE FROM {issues} i USING skipped
+                DELETE FROM {staged_warnings} i USING skipped
                 WHERE i.entity = '{entity}' AND i.record_id = skipped.id
             ), warned AS (
-                INSERT INTO {issues} (entity, record_id, field, code, detail)
+                INSERT INTO {staged_warnings} (entity, record_id, field, code, detail)
                 SELECT '{entity}', id, 'id', 'foreign_id', '{FOREIGN_ID_DETAIL}' FROM skipped
                 RETURNING 1
             )
@@ -242,7 +242,7 @@ async def _skip_foreign_ids(
         for link, owner in _OWNED_LINKS.get(entity, ()):
             await connection.execute(
                 f"""
-                DELETE FROM {staging.table(link)} l USING {issues} i
+                DELETE FROM {staging.table(link)} l USING {staged_warnings} i
                 WHERE i.code = 'foreign_id' AND i.entity = '{entity}' AND l.{owner} = i.record_id
                 """
             )
@@ -259,7 +259,7 @@ async def _drop_foreign_references(
     skipped as unchanged. A link is unstaged. The warning counts what was dropped without
     naming the other district's ids.
     """
-    issues = staging.table("issues")
+    staged_warnings = staging.table("warnings")
     for entity, column, target in _REFERENCE_COLUMNS:
         await connection.execute(
             f"""
@@ -270,7 +270,7 @@ async def _drop_foreign_references(
                 WHERE t.id = s.{column} AND t.district_id <> $1 AND s.raw IS NOT NULL
                 RETURNING s.id
             )
-            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            INSERT INTO {staged_warnings} (entity, record_id, field, code, detail)
             SELECT '{entity}', id, '{column}', 'foreign_reference',
                    'refers to a record of another district; not stored'
             FROM dropped
@@ -285,7 +285,7 @@ async def _drop_foreign_references(
                 WHERE t.id = l.{ref} AND t.district_id <> $1
                 RETURNING l.{owner} AS owner
             )
-            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            INSERT INTO {staged_warnings} (entity, record_id, field, code, detail)
             SELECT '{owner_entity}', owner, '{field_name}', 'foreign_reference',
                    count(*) || ' link(s) to records of another district not stored'
             FROM dropped GROUP BY owner
@@ -422,7 +422,7 @@ async def apply_batch(
     counts.links["enrollments"] = await _merge_enrollments(connection, staging, district_id)
     if full or await _people_staged(connection, staging):
         await connection.executemany(
-            f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
+            f"INSERT INTO {staging.table('warnings')} (entity, record_id, field, code, detail)"
             f" VALUES ('users', $1, 'email', '{people.LINK_CHANGED}', $2)",
             [
                 (change.user_id, change.detail)
@@ -430,7 +430,7 @@ async def apply_batch(
             ],
         )
     await connection.execute(
-        f"INSERT INTO {staging.table('issues')} (entity, record_id, field, code, detail)"
+        f"INSERT INTO {staging.table('warnings')} (entity, record_id, field, code, detail)"
         f" {overrides.shadowed_sql('$1')}",
         district_id,
     )
@@ -445,7 +445,7 @@ async def apply_batch(
     else:
         found = await connection.fetchval(
             "SELECT count(*) FROM (SELECT DISTINCT entity, record_id, field, code"
-            f" FROM {staging.table('issues')}) seen"
+            f" FROM {staging.table('warnings')}) seen"
         )
     counts.warnings_seen_again = max(0, found - counts.warnings_opened)
     for spec in LINKS:
@@ -629,7 +629,7 @@ async def _end_links_to_deactivated(
                   )
                 RETURNING t.{owner} AS owner, t.{ref} AS ref
             )
-            INSERT INTO {staging.table("issues")} (entity, record_id, field, code, detail)
+            INSERT INTO {staging.table("warnings")} (entity, record_id, field, code, detail)
             SELECT '{owner_entity}', owner, '{field_name}', '{code}',
                    count(*) || ' not shared: '
                    || array_to_string((array_agg(ref ORDER BY ref))[1:{DETAIL_IDS}], ', ')
@@ -647,7 +647,7 @@ async def _stage_reference_warnings(
     The referencing rows are kept (a section keeps its `term_id`); links are skipped when
     merged. Checked against the live tables, so a batch of events sees the whole mirror.
     """
-    issues = staging.table("issues")
+    staged_warnings = staging.table("warnings")
     for column, target, code in (
         ("school_id", "schools", "unknown_school"),
         ("course_id", "courses", "unknown_course"),
@@ -655,7 +655,7 @@ async def _stage_reference_warnings(
     ):
         await connection.execute(
             f"""
-            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            INSERT INTO {staged_warnings} (entity, record_id, field, code, detail)
             SELECT 'sections', s.id, '{column}', '{code}', s.{column}
             FROM {staging.table("sections")} s
             WHERE s.{column} IS NOT NULL AND NOT EXISTS (
@@ -681,7 +681,7 @@ async def _stage_reference_warnings(
         target = "schools" if ref == "school_id" else "users"
         await connection.execute(
             f"""
-            INSERT INTO {issues} (entity, record_id, field, code, detail)
+            INSERT INTO {staged_warnings} (entity, record_id, field, code, detail)
             SELECT '{owner_entity}', l.{owner}, '{field_name}', '{code}',
                    count(*) || ' not shared: '
                    || array_to_string((array_agg(l.{ref} ORDER BY l.{ref}))[1:{DETAIL_IDS}], ', ')
@@ -703,7 +703,7 @@ async def _stage_reference_warnings(
     staged_only = "" if full else f" AND s.id IN ({staged.format('id')})"
     await connection.execute(
         f"""
-        INSERT INTO {issues} (entity, record_id, field, code, detail)
+        INSERT INTO {staged_warnings} (entity, record_id, field, code, detail)
         SELECT 'sections', s.id, 'name', 'duplicate_section_name',
                'same name as ' || (s.peers - 1) || ' other section(s) in its school'
         FROM (
@@ -716,7 +716,7 @@ async def _stage_reference_warnings(
         """,
         district_id,
     )
-    await connection.execute(f"ANALYZE {issues}")
+    await connection.execute(f"ANALYZE {staged_warnings}")
 
 
 def _scope(staging: Staging, owner_entity: str, owner_column: str) -> str:
@@ -901,13 +901,13 @@ async def _merge_warnings(
     full: bool,
 ) -> tuple[int, int]:
     """Open new warnings, update changed ones, resolve the ones no longer seen."""
-    issues = staging.table("issues")
+    staged_warnings = staging.table("warnings")
     opened = await connection.fetchval(
         f"""
         WITH seen AS (
             SELECT DISTINCT ON (entity, record_id, field, code)
                    entity, record_id, field, code, detail
-            FROM {issues}
+            FROM {staged_warnings}
             ORDER BY entity, record_id, field, code
         ), written AS (
             INSERT INTO data_warnings AS w
@@ -953,7 +953,7 @@ async def _merge_warnings(
         UPDATE data_warnings w SET resolved_at = now(), resolved_run_id = $2
         WHERE w.district_id = $1 AND w.resolved_at IS NULL AND ({covered})
           AND NOT EXISTS (
-              SELECT 1 FROM {issues} s
+              SELECT 1 FROM {staged_warnings} s
               WHERE s.entity = w.entity AND s.record_id IS NOT DISTINCT FROM w.record_id
                 AND s.field IS NOT DISTINCT FROM w.field AND s.code = w.code
           )

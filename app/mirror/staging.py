@@ -78,8 +78,8 @@ LINK_KINDS: dict[str, StageKind] = {
 }
 
 # Warnings found while normalizing, and ids a batch deletes (events, or a full sync's absentees).
-ISSUES = StageKind(
-    "issues",
+WARNINGS = StageKind(
+    "warnings",
     ("entity", "record_id", "field", "code", "detail"),
     ("text", "text", "text", "text", "text"),
 )
@@ -88,7 +88,7 @@ DELETIONS = StageKind("deletions", ("entity", "id"), ("text", "text"))
 ALL_KINDS: tuple[StageKind, ...] = (
     *ENTITY_KINDS.values(),
     *LINK_KINDS.values(),
-    ISSUES,
+    WARNINGS,
     DELETIONS,
 )
 
@@ -97,7 +97,7 @@ def _join_keys(kind: StageKind) -> tuple[str, ...]:
     """The columns the merge joins a staged table on."""
     if kind.name in ENTITY_KINDS:
         return ("id",)
-    if kind is ISSUES:
+    if kind is WARNINGS:
         return ("entity", "record_id")
     return kind.columns[:2]
 

@@ -41,8 +41,8 @@ from app.mirror import merge
 from app.mirror.queries.shapes import district_paused
 from app.mirror.staging import (
     ENTITY_KINDS,
-    ISSUES,
     LINK_KINDS,
+    WARNINGS,
     StageKind,
     Staging,
     drop_stale,
@@ -556,7 +556,7 @@ def normalized_batch(
             (LINK_KINDS["section_teachers"], [x for i in items for x in i.section_teachers])
         )
         batch.append((LINK_KINDS["enrollments"], [x for i in items for x in i.enrollments]))
-    batch.append((ISSUES, normalize.all_warnings(items)))
+    batch.append((WARNINGS, normalize.all_warnings(items)))
     return batch
 
 

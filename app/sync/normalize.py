@@ -2,7 +2,7 @@
 
 Functions here are pure: a raw record in, plain tuples out, no I/O. They never raise on bad
 data: whatever Clever sends is stored as well as it can be and every problem becomes a
-`DataIssue`. They work on the raw JSON dicts rather than on wire models because a record of
+`DataWarning`. They work on the raw JSON dicts rather than on wire models because a record of
 any shape must be accepted, and because a district is millions of records.
 """
 
@@ -77,7 +77,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _DOB = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
 
 
-class DataIssue(NamedTuple):
+class DataWarning(NamedTuple):
     """One data warning: what is wrong with which field of which record."""
 
     entity: str
@@ -93,10 +93,10 @@ class Collector:
 
     entity: str
     record_id: str | None
-    warnings: list[DataIssue] = field(default_factory=list)
+    warnings: list[DataWarning] = field(default_factory=list)
 
     def warn(self, field_name: str | None, code: str, detail: str | None = None) -> None:
-        self.warnings.append(DataIssue(self.entity, self.record_id, field_name, code, detail))
+        self.warnings.append(DataWarning(self.entity, self.record_id, field_name, code, detail))
 
 
 # --- scalar cleaning -------------------------------------------------------------------
@@ -267,7 +267,7 @@ class Normalized:
     """One record ready to stage: its row, the links it declares, and its warnings."""
 
     row: tuple[Any, ...] | None
-    warnings: list[DataIssue]
+    warnings: list[DataWarning]
     user_schools: list[tuple[str, str, str, bool]] = field(default_factory=list)
     contacts: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     section_teachers: list[tuple[str, str, int, bool]] = field(default_factory=list)
@@ -284,13 +284,13 @@ def _skip(entity: str, raw: Any) -> Normalized:
             if len(given.strip()) > MAX_ID_LENGTH
             else "id contains a NUL character"
         )
-        return Normalized(None, [DataIssue(entity, None, "id", "invalid_id", reason)])
+        return Normalized(None, [DataWarning(entity, None, "id", "invalid_id", reason)])
     return invalid_record(entity, "record has no id")
 
 
 def invalid_record(entity: str, reason: str) -> Normalized:
     """A record that cannot be stored at all (no usable id): skipped with a warning."""
-    return Normalized(None, [DataIssue(entity, None, "id", "missing_id", reason)])
+    return Normalized(None, [DataWarning(entity, None, "id", "missing_id", reason)])
 
 
 def encode_raw(raw: Any) -> tuple[bytes, bool]:
@@ -648,7 +648,7 @@ def normalize_section(raw: Any) -> Normalized:
     )
 
 
-def all_warnings(items: Iterable[Normalized]) -> list[DataIssue]:
+def all_warnings(items: Iterable[Normalized]) -> list[DataWarning]:
     return [warning for item in items for warning in item.warnings]
 
 

@@ -18,7 +18,7 @@ import asyncpg
 from alembic.script import ScriptDirectory
 
 from app.migrations import alembic_config
-from app.mirror.queries.collections import Scope
+from app.mirror.queries.collections import Visibility
 from app.mirror.queries.roster import teacher_students_sql, user_sections_by_term_sql
 from bench import report
 from bench.databases import ScratchDatabase, connect, scratch_database, with_database
@@ -32,7 +32,7 @@ SAMPLE_SIZE = 1000
 SAMPLE_TABLE = "bench_sample_ids"
 # The endpoints' default page size is 100; the statement asks for one more row.
 PAGE_ROWS = 101
-SCOPE = Scope(district_ids=None, include_inactive=False, sensitive=False)
+SCOPE = Visibility(district_ids=None, include_inactive=False, sensitive=False)
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,7 @@ from typing import Any
 
 import httpx
 
-from app.api.keys import Scope as KeyScope
-from app.api.keys import create_key
+from app.api.keys import Scope, create_key
 from bench import report
 from bench.api import figures
 from bench.api.cpu import Backends, CpuMark, CpuUse
@@ -227,7 +226,7 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         connection = await connect(database.url)
         try:
             samples = await draw_samples(connection)
-            created = await create_key(connection, name="bench api", scopes=[KeyScope.READ])
+            created = await create_key(connection, name="bench api", scopes=[Scope.READ])
             backend = await connection.fetchval("SELECT pg_backend_pid()")
             backends = Backends.of(backend, database.name)
             size = await connection.fetchval(

@@ -14,7 +14,7 @@ from app.mirror.queries.sql import Params, where
 
 
 @dataclass(frozen=True)
-class Scope:
+class Visibility:
     """What a caller may see and asked to see."""
 
     # None: every district.
@@ -25,11 +25,12 @@ class Scope:
     as_of: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Listing:
-    """One page of a collection: filters beyond the common ones come as SQL conditions."""
+    """One page of a collection: filters beyond the common ones come as SQL conditions,
+    which a route adds (with their parameters) before the page is read."""
 
-    scope: Scope
+    scope: Visibility
     limit: int
     after: str | None = None
     updated_since: datetime | None = None
@@ -51,7 +52,7 @@ class Kind:
     # The entity's name among overridable records, when it has overrides to join.
     overridable: str | None = None
 
-    def body(self, scope: Scope) -> str:
+    def body(self, scope: Visibility) -> str:
         return self.shape(self.alias, scope.sensitive)
 
     @property
@@ -139,7 +140,7 @@ def list_sql(kind: Kind, listing: Listing) -> tuple[str, list[Any]]:
 
 
 async def get_record(
-    connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Scope
+    connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Visibility
 ) -> str | None:
     """A record's JSON, or None when it does not exist or the scope may not see it."""
     found = await find_record(connection, kind, record_id, scope)
@@ -147,7 +148,7 @@ async def get_record(
 
 
 async def find_record(
-    connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Scope
+    connection: asyncpg.Connection, kind: Kind, record_id: str, scope: Visibility
 ) -> tuple[str, str] | None:
     """A record's district and JSON, or None when it does not exist or the scope may not
     see it. The scope is part of the lookup, so a record of another district costs what a
@@ -174,7 +175,7 @@ async def find_record(
     return row[0], row[2]
 
 
-def visible(scope: Scope, district_id: str | None, *, active: bool) -> bool:
+def visible(scope: Visibility, district_id: str | None, *, active: bool) -> bool:
     """Whether a record of `district_id` (None: no such record) may be shown."""
     if district_id is None or (not active and not scope.include_inactive):
         return False
@@ -196,7 +197,7 @@ async def list_sections_of(
 
     An inactive parent still lists its sections: a deleted term's sections stay active.
     """
-    seen = Scope(district_ids=listing.scope.district_ids, include_inactive=True)
+    seen = Visibility(district_ids=listing.scope.district_ids, include_inactive=True)
     found = await find_record(connection, parent, parent_id, seen)
     if found is None:
         return None

@@ -10,13 +10,13 @@ import uuid
 import asyncpg
 
 from app.mirror.queries import shapes
-from app.mirror.queries.collections import Scope
+from app.mirror.queries.collections import Visibility
 from app.mirror.queries.sql import Params, where
 
 _GROUP = shapes.group_json("g")
 
 
-def _visible(scope: Scope, params: Params, conditions: list[str]) -> None:
+def _visible(scope: Visibility, params: Params, conditions: list[str]) -> None:
     if scope.district_ids is not None:
         conditions.append(f"g.district_id = ANY({params.add(scope.district_ids)}::text[])")
     if not scope.include_inactive:
@@ -24,7 +24,7 @@ def _visible(scope: Scope, params: Params, conditions: list[str]) -> None:
 
 
 async def get_group(
-    connection: asyncpg.Connection, group_id: uuid.UUID, scope: Scope
+    connection: asyncpg.Connection, group_id: uuid.UUID, scope: Visibility
 ) -> str | None:
     """The group's JSON, or None when the key may not see it."""
     params = Params()
@@ -38,7 +38,7 @@ async def get_group(
 
 async def groups_of(
     connection: asyncpg.Connection,
-    scope: Scope,
+    scope: Visibility,
     *,
     user_id: str | None = None,
     section_id: str | None = None,
@@ -69,12 +69,12 @@ async def groups_of(
 
 
 async def group_history(
-    connection: asyncpg.Connection, group_id: uuid.UUID, scope: Scope
+    connection: asyncpg.Connection, group_id: uuid.UUID, scope: Visibility
 ) -> str | None:
     """`{"data": [change, ...]}` oldest first, or None when the key may not see the group."""
     params = Params()
     conditions = [f"g.id = {params.add(group_id)}"]
-    _visible(Scope(scope.district_ids, include_inactive=True), params, conditions)
+    _visible(Visibility(scope.district_ids, include_inactive=True), params, conditions)
     change = shapes.json_object(
         {"at": "c.at", "actor": "c.actor", "action": "c.action", "detail": "c.detail"}
     )

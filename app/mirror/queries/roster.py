@@ -19,7 +19,7 @@ from typing import Literal
 import asyncpg
 
 from app.mirror.queries import as_of, shapes
-from app.mirror.queries.collections import Scope, visible
+from app.mirror.queries.collections import Visibility, visible
 from app.mirror.queries.sql import Params, where
 
 SectionRole = Literal["student", "teacher"]
@@ -42,7 +42,7 @@ class OwnedObject:
     district_id: str
 
 
-def _owned(row: asyncpg.Record | None, scope: Scope) -> Owned | None:
+def _owned(row: asyncpg.Record | None, scope: Visibility) -> Owned | None:
     if row is None or not visible(scope, row["district_id"], active=bool(row["active"])):
         return None
     rows = list(zip(row["keys"] or [], row["bodies"] or [], strict=True))
@@ -88,7 +88,7 @@ async def _fetch(
     connection: asyncpg.Connection,
     sql: str,
     args: Sequence[object],
-    scope: Scope,
+    scope: Visibility,
     owner_table: str,
     owner_id: str,
 ) -> asyncpg.Record | None:
@@ -104,11 +104,11 @@ async def _fetch(
     )
 
 
-def _districts(params: Params, scope: Scope) -> str | None:
+def _districts(params: Params, scope: Visibility) -> str | None:
     return params.add(scope.district_ids) if scope.district_ids is not None else None
 
 
-def _memberships(scope: Scope, role: SectionRole | None) -> str:
+def _memberships(scope: Visibility, role: SectionRole | None) -> str:
     """The owner's (`o`) sections with the owner's role in each (teacher wins if both)."""
     open_enrollment = "" if scope.include_inactive else "AND e.ended_at IS NULL"
     current_teacher = "" if scope.include_inactive else "AND st.deleted_at IS NULL"
@@ -154,7 +154,7 @@ def _user_section_json() -> str:
 async def user_sections(
     connection: asyncpg.Connection,
     user_id: str,
-    scope: Scope,
+    scope: Visibility,
     *,
     role: SectionRole | None,
     term_id: str | None,
@@ -197,7 +197,7 @@ _TERM_BUCKET = shapes.json_object(
 )
 
 
-def user_sections_by_term_sql(scope: Scope, *, role: SectionRole | None) -> str:
+def user_sections_by_term_sql(scope: Visibility, *, role: SectionRole | None) -> str:
     """The by-term statement; parameters: $1 user id and, for a scope limited to some
     districts, $2 their ids (the benchmark runs it too)."""
     return _by_term_sql(
@@ -210,7 +210,7 @@ def _by_term_sql(
     include_inactive: bool, sensitive: bool, role: SectionRole | None, scoped: bool
 ) -> str:
     # Built once per variant: assembling the text costs more than a cache lookup per request.
-    scope = Scope(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
+    scope = Visibility(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
     owner = _owner("users", "$1", "$2" if scoped else None, include_inactive=scope.include_inactive)
     active = "" if scope.include_inactive else "WHERE s.deleted_at IS NULL"
     return f"""
@@ -233,7 +233,7 @@ def _by_term_sql(
 
 
 async def user_sections_by_term(
-    connection: asyncpg.Connection, user_id: str, scope: Scope, *, role: SectionRole | None
+    connection: asyncpg.Connection, user_id: str, scope: Visibility, *, role: SectionRole | None
 ) -> OwnedObject | None:
     """The user's sections bucketed by term: by start date, undated terms and no term last."""
     args = (user_id,) if scope.district_ids is None else (user_id, scope.district_ids)
@@ -245,13 +245,13 @@ async def user_sections_by_term(
     return OwnedObject(row["body"], row["district_id"])
 
 
-def _linked_user_json(scope: Scope) -> str:
+def _linked_user_json(scope: Visibility) -> str:
     return shapes.json_object(
         shapes.linked_user_fields(sensitive=scope.sensitive, section_ids="l.section_ids")
     )
 
 
-def teacher_students_sql(scope: Scope, *, paged: bool) -> str:
+def teacher_students_sql(scope: Visibility, *, paged: bool) -> str:
     """The teacher's-students statement; parameters: $1 teacher id, $2 page size + 1, with
     `paged` $3 the last student id of the previous page, and for a scope limited to some
     districts then their ids."""
@@ -264,7 +264,7 @@ def teacher_students_sql(scope: Scope, *, paged: bool) -> str:
 def _teacher_students_sql(
     include_inactive: bool, sensitive: bool, paged: bool, scoped: bool
 ) -> str:
-    scope = Scope(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
+    scope = Visibility(district_ids=None, include_inactive=include_inactive, sensitive=sensitive)
     after = "AND e.student_id > $3" if paged else ""
     districts = f"${4 if paged else 3}" if scoped else None
     live = "" if scope.include_inactive else "AND u.deleted_at IS NULL"
@@ -291,7 +291,12 @@ def _teacher_students_sql(
 
 
 async def teacher_students(
-    connection: asyncpg.Connection, teacher_id: str, scope: Scope, *, limit: int, after: str | None
+    connection: asyncpg.Connection,
+    teacher_id: str,
+    scope: Visibility,
+    *,
+    limit: int,
+    after: str | None,
 ) -> Owned | None:
     """Distinct students of every active section the user teaches (primary or co-teacher)."""
     sql = teacher_students_sql(scope, paged=after is not None)
@@ -304,7 +309,12 @@ async def teacher_students(
 
 
 async def student_teachers(
-    connection: asyncpg.Connection, student_id: str, scope: Scope, *, limit: int, after: str | None
+    connection: asyncpg.Connection,
+    student_id: str,
+    scope: Visibility,
+    *,
+    limit: int,
+    after: str | None,
 ) -> Owned | None:
     """Distinct teachers of the student's active sections, each with the linking sections."""
     params = Params()
@@ -343,7 +353,12 @@ async def student_teachers(
 
 
 async def student_contacts(
-    connection: asyncpg.Connection, student_id: str, scope: Scope, *, limit: int, after: str | None
+    connection: asyncpg.Connection,
+    student_id: str,
+    scope: Visibility,
+    *,
+    limit: int,
+    after: str | None,
 ) -> Owned | None:
     """The student's contacts with their relationship to the student."""
     params = Params()
@@ -376,7 +391,7 @@ async def student_contacts(
 
 
 async def section_detail(
-    connection: asyncpg.Connection, section_id: str, scope: Scope
+    connection: asyncpg.Connection, section_id: str, scope: Visibility
 ) -> str | None:
     """A section in context with its teachers (in order, primary flagged) and students."""
     current = not scope.include_inactive
@@ -430,7 +445,7 @@ async def section_detail(
 async def school_users(
     connection: asyncpg.Connection,
     school_id: str,
-    scope: Scope,
+    scope: Visibility,
     *,
     role: str | None,
     primary: bool | None,

@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 import pytest
 
-from app.mirror.queries.collections import SECTIONS, USERS, Listing, Scope, list_sql
+from app.mirror.queries.collections import SECTIONS, USERS, Listing, Visibility, list_sql
 from app.mirror.queries.roster import teacher_students_sql, user_sections_by_term_sql
 from tests.integration.api.conftest import Mirrored
 
@@ -47,7 +47,7 @@ async def test_teacher_students_and_sections_by_term_use_indexes(
     teacher_id = truth.section_teacher_ids(edge["section_ten_teachers"])[0]
     student_id = edge["student_in_three_schools"]
     districts = [mirrored.s.id]
-    scope = Scope(district_ids=districts)
+    scope = Visibility(district_ids=districts)
     statements = [
         (teacher_students_sql(scope, paged=False), (teacher_id, 101, districts)),
         (teacher_students_sql(scope, paged=True), (teacher_id, 101, student_id, districts)),
@@ -74,7 +74,7 @@ async def test_a_page_of_a_one_district_key_is_read_in_index_order(
     # The small district's rows come after the S district's in id order: walking the primary
     # key from the start would read all of S first, and fetching all of its rows to sort
     # them is what a page of an M district must not do.
-    scope = Scope(district_ids=[mirrored.other.id])
+    scope = Visibility(district_ids=[mirrored.other.id])
     async with api_pool.acquire() as connection, connection.transaction():
         await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
         for kind in (USERS, SECTIONS):
@@ -98,7 +98,7 @@ async def test_an_id_of_an_unseen_district_builds_no_page(
     teacher_id = truth.section_teacher_ids(truth.edge_cases["section_ten_teachers"])[0]
     student_id = truth.edge_cases["student_in_three_schools"]
     districts = [mirrored.other.id]
-    scope = Scope(district_ids=districts)
+    scope = Visibility(district_ids=districts)
     statements = [
         (teacher_students_sql(scope, paged=False), (teacher_id, 101, districts)),
         (user_sections_by_term_sql(scope, role=None), (student_id, districts)),
