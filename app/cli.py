@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Coroutine
 from datetime import timedelta
 from enum import StrEnum
@@ -19,14 +20,17 @@ import typer
 from app.sync.runs import RunMode, RunStatus, RunTrigger
 
 if TYPE_CHECKING:
+    import asyncpg
     from fastapi import FastAPI
     from rich.console import Console
     from rich.progress import TaskID
+    from rich.table import Table
 
-    from app.api.keys import ApiKeyInfo, CreatedKey, Scope
+    from app.api.keys import ApiKeyInfo, CreatedKey, Revocation, Scope
     from app.settings import Settings
     from app.sync.full import SyncOutcome
     from app.sync.service import SyncDeps
+    from app.sync.tokens import DistrictTokens
 
 cli = typer.Typer(
     help="Roster mirror: Clever roster data in Postgres, served as a school-agnostic API.",
@@ -55,7 +59,9 @@ def _console() -> Console:
     `roster --help` may take."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    # Lines are never broken at the console's width: piped to a file or a log (80 columns
+    # then), a message stays one line to read and to grep.
+    return Console(stderr=True, soft_wrap=True)
 
 
 T = TypeVar("T")
@@ -65,6 +71,26 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     import asyncio
 
     return asyncio.run(coroutine)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on `port` of `host` (bound as uvicorn binds it)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            return False
+    except OSError as error:
+        import errno
+
+        return error.errno == errno.EADDRINUSE
+
+
+def _require_free_port(host: str, port: int, hint: str) -> None:
+    """Stop with one plain line, before anything starts, when the port is taken."""
+    if port_in_use(host, port):
+        _console().print(f"port {port} is in use; {hint}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _settings(*, need_services: bool = True) -> Settings:
@@ -106,13 +132,20 @@ def migrate() -> None:
 @cli.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: PORT, 8000).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
 ) -> None:
     """Serve the roster API with uvicorn."""
     import uvicorn
 
     settings = _settings()
+    if port is None:
+        port = settings.port
+        _require_free_port(host, port, "set PORT to another")
+    else:
+        _require_free_port(host, port, "choose another with --port")
     uvicorn.run(
         "app.cli:serving_app",
         factory=True,
@@ -212,6 +245,7 @@ def sync(
 
 
 async def _sync(settings: Settings, district_id: str | None, mode: RunMode) -> int:
+    from app.clever.errors import CleverError
     from app.mirror.pg import create_pool
     from app.sync.service import SyncDeps
     from app.sync.tokens import DistrictTokens
@@ -219,7 +253,24 @@ async def _sync(settings: Settings, district_id: str | None, mode: RunMode) -> i
     pool = await create_pool(settings)
     try:
         deps = SyncDeps(settings=settings, pool=pool, tokens=DistrictTokens(settings))
-        district_ids = [district_id] if district_id else await deps.tokens.district_ids()
+        try:
+            if district_id is None:
+                district_ids = await deps.tokens.district_ids()
+            elif await _unknown_districts(pool, deps.tokens, [district_id]):
+                # Refused before a run is recorded, as `POST /v1/sync` answers 404.
+                _console().print(
+                    f"[red]unknown district {district_id!r}:[/red] it is not mirrored and no"
+                    " Clever token serves it (CLEVER_DISTRICT_TOKENS, CLEVER_CLIENT_ID)",
+                    highlight=False,
+                )
+                return 2
+            else:
+                district_ids = [district_id]
+        except CleverError as error:
+            _console().print(
+                f"[red]Clever could not be asked which districts it serves:[/red] {error}"
+            )
+            return 1
         if not district_ids:
             _console().print(
                 "[red]no district: configure CLEVER_DISTRICT_TOKENS or a client id[/red]"
@@ -227,35 +278,76 @@ async def _sync(settings: Settings, district_id: str | None, mode: RunMode) -> i
             return 1
         exit_code = 0
         for current in district_ids:
+            started = time.monotonic()
             outcome = await _sync_with_progress(deps, current, mode)
-            exit_code = max(exit_code, _report(current, outcome))
+            exit_code = max(exit_code, await _report(pool, current, outcome, started))
         return exit_code
     finally:
         await pool.close()
 
 
+async def _unknown_districts(
+    pool: asyncpg.Pool | asyncpg.Connection, tokens: DistrictTokens, district_ids: list[str]
+) -> list[str]:
+    """Those of `district_ids` neither mirrored nor served by a Clever token: what
+    `POST /v1/sync` answers 404 for. Clever is asked only about ids not mirrored."""
+    mirrored = {
+        row["id"]
+        for row in await pool.fetch(
+            "SELECT id FROM districts WHERE id = ANY($1::text[])", district_ids
+        )
+    }
+    unmirrored = [district_id for district_id in district_ids if district_id not in mirrored]
+    if not unmirrored:
+        return []
+    served = set(await tokens.district_ids())
+    return [district_id for district_id in unmirrored if district_id not in served]
+
+
 async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -> SyncOutcome:
-    """One district's sync, with a progress line per collection."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """One district's sync, with a line per collection: records read, out of about as many
+    as the district's previous full run read."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from app.sync.queue import claim_cli_run
+    from app.sync.runs import previous_records
     from app.sync.service import follow_run, sync_district
 
+    async with deps.pool.acquire() as connection:
+        estimates = await previous_records(connection, district_id)
     tasks: dict[str, TaskID] = {}
+    read: dict[str, int] = {}
     with Progress(
-        SpinnerColumn(),
+        SpinnerColumn(finished_text=" "),
         TextColumn("{task.description}"),
-        TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} records"),
+        BarColumn(bar_width=24),
+        TextColumn("{task.fields[amount]}"),
         TimeElapsedColumn(),
         console=_console(),
     ) as progress:
 
+        def finish(collection: str) -> None:
+            records = read[collection]
+            progress.update(
+                tasks[collection], total=max(records, 1), completed=max(records, 1),
+                amount=progress_amount(records, None),
+            )  # fmt: skip
+
         def on_progress(collection: str, pages: int, records: int) -> None:
+            estimate = estimates.get(collection)
             if collection not in tasks:
+                for earlier in tasks:
+                    finish(earlier)  # collections are read one after the other
                 tasks[collection] = progress.add_task(
-                    f"{district_id} {collection}", total=None, pages=0
+                    f"{district_id} {collection:<9}", total=estimate, amount=""
                 )
-            progress.update(tasks[collection], completed=records, pages=pages)
+            read[collection] = records
+            progress.update(
+                tasks[collection],
+                completed=records,
+                total=max(estimate, records) if estimate else None,
+                amount=progress_amount(records, estimate),
+            )
 
         claim = await claim_cli_run(deps.pool, district_id, mode)
         if claim.running_elsewhere:
@@ -272,6 +364,8 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
             run_id=claim.run_id,
             on_progress=on_progress,
         )
+        for collection in tasks:
+            finish(collection)
     if outcome.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         # A worker took up the same queued run first.
         _console().print(f"district {district_id}: a worker runs run {claim.run_id}; following it")
@@ -279,13 +373,38 @@ async def _sync_with_progress(deps: SyncDeps, district_id: str, mode: RunMode) -
     return outcome
 
 
-def _report(district_id: str, outcome: SyncOutcome) -> int:
-    """Print how a run ended; the exit code for it (held runs need a decision: 3)."""
+def progress_amount(records: int, estimate: int | None) -> str:
+    """A collection's progress in words: `3,200 / ~5,000` while read with an estimate from
+    the previous run, `3,200` without one or once read."""
+    if estimate is None:
+        return f"{records:,}"
+    return f"{records:,} / ~{estimate:,}"
+
+
+async def _report(
+    pool: asyncpg.Pool, district_id: str, outcome: SyncOutcome, started: float
+) -> int:
+    """Print how a run ended, with a table of what it changed; the exit code for it (held
+    runs need a decision: 3)."""
+    from app.sync import runs
+
     label = f"district {district_id} run {outcome.run_id}"
+    async with pool.acquire() as connection:
+        run = await runs.get_run(connection, outcome.run_id)
+        warnings = await _open_warnings_by_entity(connection, district_id)
+    if run is not None and run["started_at"] is not None and run["finished_at"] is not None:
+        duration = (run["finished_at"] - run["started_at"]).total_seconds()
+    else:
+        duration = time.monotonic() - started
+    if outcome.counts and outcome.status in (RunStatus.SUCCEEDED, RunStatus.HELD):
+        summary = sync_summary(outcome.counts, warnings, duration)
+        # An incremental run that applied no events changed no table: its caption says so.
+        _console().print(summary if summary.row_count else summary.caption or "")
     if outcome.status is RunStatus.SUCCEEDED:
-        _console().print(f"[green]{label} succeeded[/green], {outcome.warnings} data warnings")
-        for entity, counts in outcome.counts.items():
-            _console().print(f"  {entity}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        _console().print(
+            f"[green]{label} succeeded[/green] in {duration:.1f} s,"
+            f" {outcome.warnings} data warnings"
+        )
         return 0
     if outcome.status is RunStatus.COALESCED:
         _console().print(f"[yellow]{label}: another sync of this district is running[/yellow]")
@@ -296,6 +415,63 @@ def _report(district_id: str, outcome: SyncOutcome) -> int:
         return 3
     _console().print(f"[red]{label} failed:[/red] {outcome.error}")
     return 1
+
+
+async def _open_warnings_by_entity(
+    connection: asyncpg.Connection, district_id: str
+) -> dict[str, int]:
+    """The district's open data warnings per entity (a full run finds each of them)."""
+    rows = await connection.fetch(
+        "SELECT entity, count(*) AS open FROM data_warnings"
+        " WHERE district_id = $1 AND resolved_at IS NULL GROUP BY entity",
+        district_id,
+    )
+    return {row["entity"]: row["open"] for row in rows}
+
+
+SUMMARY_COLUMNS = ("created", "updated", "deactivated", "unchanged")
+
+
+def sync_summary(
+    counts: dict[str, dict[str, int]], warnings: dict[str, int], duration: float
+) -> Table:
+    """A run's counts as a table: a row per entity and link table with the district's open
+    data warnings of its kind, the run's data warnings and events (of an incremental run)
+    below it."""
+    from rich.table import Table
+
+    from app.mirror.staging import ENTITY_KINDS, LINK_KINDS
+
+    # The merge's order, whatever order the counts come in (jsonb keeps keys by length).
+    order = [*ENTITY_KINDS, *LINK_KINDS]
+    table = Table(
+        *("", *SUMMARY_COLUMNS, "open warnings"),
+        title=f"sync summary ({duration:.1f} s)",
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+    )
+    for column in table.columns[1:]:
+        column.justify = "right"
+    footer = []
+    ranked = sorted(counts, key=lambda name: order.index(name) if name in order else len(order))
+    for name in ranked:
+        values = counts[name]
+        if name == "data_warnings":
+            footer.append("data warnings: " + _named_counts(values))
+        elif name == "events":
+            footer.append("events: " + (_named_counts(values) or "none new"))
+        else:
+            cells = [f"{values.get(column, 0):,}" for column in SUMMARY_COLUMNS]
+            table.add_row(name, *cells, f"{warnings.get(name, 0):,}")
+    if footer:
+        table.caption = "; ".join(footer)
+        table.caption_justify = "left"
+    return table
+
+
+def _named_counts(values: dict[str, int]) -> str:
+    return ", ".join(f"{name.replace('_', ' ')} {value:,}" for name, value in values.items())
 
 
 async def _decide(settings: Settings, run_id: str, *, approve: bool) -> int:
@@ -378,7 +554,7 @@ def keys_create(
         list[str],
         typer.Option(
             help="roster:read, roster:write, roster:sensitive, sync:write, console or admin"
-            " (repeat for several)."
+            " (repeat, or separate with commas, for several)."
         ),
     ],
     district: Annotated[
@@ -395,13 +571,20 @@ def keys_create(
     """Create an API key and print it. It is shown only this once: only its digest is kept."""
     from app.api.keys import Scope
 
-    try:
-        scopes = [Scope(value) for value in scope]
-    except ValueError:
-        _console().print(f"[red]scopes are: {', '.join(s.value for s in Scope)}[/red]")
-        raise typer.Exit(2) from None
+    valid = [s.value for s in Scope]
+    values = [value.strip() for option in scope for value in option.split(",") if value.strip()]
+    unknown = [value for value in values if value not in valid]
+    if unknown or not values:
+        problem = f"unknown scope {', '.join(map(repr, unknown))}" if unknown else "none given"
+        _console().print(
+            f"[red]--scope: {problem}[/red]; the scopes are {', '.join(valid)}", highlight=False
+        )
+        raise typer.Exit(2)
+    scopes = [Scope(value) for value in values]
     lifetime = _duration(expires_in, "--expires-in")
     created = _run(_create_key(_settings(), name, scopes, district or None, lifetime))
+    if created is None:
+        raise typer.Exit(2)
     _console().print(
         f"created key {created.info.id} ({created.info.name}) with "
         f"{', '.join(created.info.scopes)} for "
@@ -418,13 +601,31 @@ async def _create_key(
     scopes: list[Scope],
     districts: list[str] | None,
     expires_in: timedelta | None,
-) -> CreatedKey:
+) -> CreatedKey | None:
+    """The key, or None (the reason printed) when it names a district that is unknown."""
     import asyncpg
 
     from app.api.keys import create_key
+    from app.clever.errors import CleverError
+    from app.sync.tokens import DistrictTokens
 
     connection = await asyncpg.connect(settings.asyncpg_database_url)
     try:
+        if districts:
+            try:
+                unknown = await _unknown_districts(connection, DistrictTokens(settings), districts)
+            except CleverError as error:
+                _console().print(
+                    f"[red]Clever could not be asked which districts it serves:[/red] {error}"
+                )
+                return None
+            if unknown:
+                _console().print(
+                    f"[red]--district: unknown district {', '.join(map(repr, unknown))}[/red]:"
+                    " neither mirrored nor served by a Clever token (see `GET /v1/districts`)",
+                    highlight=False,
+                )
+                return None
         return await create_key(
             connection, name=name, scopes=scopes, district_ids=districts, expires_in=expires_in
         )
@@ -512,17 +713,30 @@ async def _list_keys(settings: Settings) -> list[ApiKeyInfo]:
 
 @keys_cli.command("revoke")
 def keys_revoke(
-    key: Annotated[str, typer.Argument(help="The key's id, or the prefix `keys list` shows.")],
+    key: Annotated[
+        str, typer.Argument(help="The key's id, the key itself, or the prefix `keys list` shows.")
+    ],
 ) -> None:
-    """Revoke an API key. API processes stop accepting it within API_KEY_CACHE_SECONDS."""
-    revoked = _run(_revoke_key(_settings(), key))
-    if revoked is None:
-        _console().print(f"[red]no key with id or unique prefix {key!r}[/red]")
+    """Revoke an API key. API processes stop accepting it within API_KEY_CACHE_SECONDS.
+    A key revoked already is left as it is, and the command says so (exit 0: the key is
+    revoked either way)."""
+    revocation = _run(_revoke_key(_settings(), key))
+    if revocation is None:
+        shown = key if len(key) <= 40 else key[:10] + "..."  # never echo a whole secret
+        _console().print(f"[red]no key with id, secret or unique prefix {shown!r}[/red]")
         raise typer.Exit(1)
+    revoked = revocation.key
+    if revocation.already:
+        assert revoked.revoked_at is not None
+        _console().print(
+            f"key {revoked.id} ({revoked.name}) was already revoked,"
+            f" at {revoked.revoked_at.isoformat(timespec='seconds')}"
+        )
+        return
     _console().print(f"revoked key {revoked.id} ({revoked.name})")
 
 
-async def _revoke_key(settings: Settings, key: str) -> ApiKeyInfo | None:
+async def _revoke_key(settings: Settings, key: str) -> Revocation | None:
     import asyncpg
 
     from app.api.keys import revoke_key
@@ -604,6 +818,7 @@ def sandbox(
     ] = False,
 ) -> None:
     """Serve a fake Clever v3 API with generated districts; prints the URL and tokens."""
+    _require_free_port(host, port, "choose another with --port")
     from sandbox.faults import FaultConfig
     from sandbox.server import serve
 
@@ -651,13 +866,23 @@ def dev_services_down() -> None:
 @cli.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    port: Annotated[int | None, typer.Option(help="Port of the API (default: PORT, 8000).")] = None,
+    sandbox_size: Annotated[
+        SandboxSize, typer.Option(help="Size of the sandbox's district.")
+    ] = SandboxSize.S,
 ) -> None:
     """Run everything locally until Ctrl-C: migrate, the API, a worker, and without Clever
-    credentials the Clever sandbox with a first sync of its district."""
+    credentials the Clever sandbox with a first sync of its district. Writes the settings
+    it runs with to DEV_DATA_DIR/env for `roster` commands in other shells."""
+    # The port first: a busy one stops the demo before it starts anything.
+    if port is None:
+        port = _settings(need_services=False).port
+        _require_free_port(host, port, "set PORT to another")
+    else:
+        _require_free_port(host, port, "choose another with --port")
     from app.demo import Demo
 
-    raise typer.Exit(Demo(_settings(), _console(), host, port).run())
+    raise typer.Exit(Demo(_settings(), _console(), host, port, sandbox_size.value).run())
 
 
 def main() -> None:

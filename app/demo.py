@@ -3,12 +3,19 @@
 Migrates, then runs the API and a worker as child processes. Without Clever credentials it
 also runs the Clever sandbox with a generated district and has the worker sync it once, so
 a newcomer sees data at once. Ctrl-C stops the children in order.
+
+The settings the children run with (the embedded servers' URLs, the sandbox's URL and
+token) are written to DEV_DATA_DIR/env as shell `export` lines: `source .devdata/env` in
+another shell and every `roster` command there reaches the same Postgres, Redis and
+sandbox. Those sandbox settings are not taken for Clever credentials when the demo starts
+again from such a shell.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,6 +31,7 @@ import httpx
 from rich.console import Console
 
 from app.api.keys import Scope, create_key, find_key
+from app.cli import port_in_use
 from app.migrations import upgrade
 from app.mirror.pg import create_pool
 from app.settings import Settings
@@ -33,6 +41,16 @@ from app.sync.runs import FINAL_STATUSES, RunMode, RunTrigger
 
 SANDBOX_SIZE = "S"
 SANDBOX_SEED = 1
+# The sandbox's own default port, when free: the env file then stays the same across starts.
+SANDBOX_PORT = 8900
+ENV_FILE = "env"
+# What the env file exports of the sandbox's settings, beside the servers' URLs.
+SANDBOX_VARIABLES = (
+    "CLEVER_API_BASE_URL",
+    "CLEVER_API_VERSION",
+    "CLEVER_DISTRICT_TOKENS",
+    "SYNC_EVENTS_INTERVAL_SECONDS",
+)
 READY_TIMEOUT_SECONDS = 90.0
 FIRST_SYNC_TIMEOUT_SECONDS = 600.0
 
@@ -45,11 +63,20 @@ class SandboxDistrictInfo:
 
 
 class Demo:
-    def __init__(self, settings: Settings, console: Console, host: str, port: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        console: Console,
+        host: str,
+        port: int,
+        sandbox_size: str = SANDBOX_SIZE,
+    ) -> None:
         self.settings = settings
         self.console = console
         self.host = host
         self.port = port
+        self.sandbox_size = sandbox_size
+        self.env_path = Path(settings.dev_data_dir) / ENV_FILE
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
@@ -58,8 +85,9 @@ class Demo:
         upgrade(self.settings.require_database_url())
         env = os.environ.copy()
         sandbox = None
-        if not (self.settings.clever_district_tokens or self.settings.clever_client_id):
-            sandbox = _sandbox_district(_free_port())
+        written = read_env_file(self.env_path)
+        if self._runs_the_sandbox(written):
+            sandbox = _sandbox_district(self.sandbox_size, _sandbox_port(written))
             env |= {
                 "CLEVER_API_BASE_URL": sandbox.base_url,
                 "CLEVER_API_VERSION": "v3.1",
@@ -68,7 +96,7 @@ class Demo:
             # Changes made in the sandbox show up within a minute.
             env.setdefault("SYNC_EVENTS_INTERVAL_SECONDS", "60")
             self._spawn(
-                "sandbox", env, "--size", SANDBOX_SIZE, "--seed", str(SANDBOX_SEED),
+                "sandbox", env, "--size", self.sandbox_size, "--seed", str(SANDBOX_SEED),
                 "--port", sandbox.base_url.rsplit(":", 1)[1],
             )  # fmt: skip
         self._spawn("api", env, "--host", self.host, "--port", str(self.port))
@@ -84,6 +112,8 @@ class Demo:
                 self.console.print(
                     f"Clever sandbox at {sandbox.base_url} (district {sandbox.district_id})"
                 )
+            self._write_env_file(env, with_sandbox=sandbox is not None)
+            if sandbox is not None:
                 asyncio.run(self._first_sync(sandbox.district_id))
             key = asyncio.run(self._development_key())
             self.console.print(f"[green]API ready[/green] at {base_url}  (docs: {base_url}/docs)")
@@ -106,6 +136,32 @@ class Demo:
             return 1
         self.console.print("stopped")
         return 0
+
+    def _runs_the_sandbox(self, written: dict[str, str]) -> bool:
+        """Without Clever credentials, or with only the sandbox's token this demo wrote to
+        the env file (a shell that sourced it runs `make run` again)."""
+        if self.settings.clever_client_id:
+            return False
+        tokens = ",".join(t.get_secret_value() for t in self.settings.clever_district_tokens)
+        return not tokens or tokens == written.get("CLEVER_DISTRICT_TOKENS")
+
+    def _write_env_file(self, env: dict[str, str], *, with_sandbox: bool) -> None:
+        """Write the settings other shells need, readable by this user only, and say how to
+        use them. Clever credentials of the user's own are not copied: they came from the
+        user's environment or `.env`, which other shells read as well."""
+        values = {
+            "DATABASE_URL": self.settings.require_database_url(),
+            "REDIS_URL": self.settings.require_redis_url(),
+            "DEV_DATA_DIR": str(Path(self.settings.dev_data_dir).resolve()),
+        }
+        if with_sandbox:
+            values |= {name: env[name] for name in SANDBOX_VARIABLES}
+        write_env_file(self.env_path, values)
+        self.console.print(
+            f"settings for roster commands in other shells: source {self.env_path}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -183,14 +239,23 @@ class Demo:
             await asyncio.sleep(0.5)
 
 
-def _sandbox_district(port: int) -> SandboxDistrictInfo:
+def _sandbox_district(size: str, port: int) -> SandboxDistrictInfo:
     """The district the sandbox will serve (it is generated deterministically from its seed)."""
     from sandbox.district import SandboxDistrict
     from sandbox.server import SandboxConfig
 
-    config = SandboxConfig.build(size=SANDBOX_SIZE, seed=SANDBOX_SEED).districts[0]
+    config = SandboxConfig.build(size=size, seed=SANDBOX_SEED).districts[0]
     district = SandboxDistrict(config)
     return SandboxDistrictInfo(district.id, district.token, f"http://127.0.0.1:{port}")
+
+
+def _sandbox_port(written: dict[str, str]) -> int:
+    """The sandbox's port of the last start, else its default, when free; else any."""
+    last = written.get("CLEVER_API_BASE_URL", "").rpartition(":")[2]
+    for port in (int(last) if last.isdigit() else None, SANDBOX_PORT):
+        if port is not None and not port_in_use("127.0.0.1", port):
+            return port
+    return _free_port()
 
 
 def _free_port() -> int:
@@ -198,6 +263,41 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """`values` as shell `export` lines, in a file only this user may read (it holds
+    tokens), replaced whole so a shell never sources half of it."""
+    lines = [
+        "# Written by `roster demo` (make run): the settings it runs with.",
+        f"# In another shell: source {path}",
+        *(f"export {name}={shlex.quote(value)}" for name, value in values.items()),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("\n".join(lines) + "\n")
+    os.chmod(partial, 0o600)  # a leftover partial file may have had other bits
+    os.replace(partial, path)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables an env file of `write_env_file` exports (none when there is none)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # an unbalanced quote: a line edited by hand, not ours
+            continue
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            values[name] = value
+    return values
 
 
 def _answers(url: str, *statuses: int) -> bool:

@@ -8,6 +8,7 @@ API, the worker and the CLI share them), and stop with `roster dev-services down
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -36,6 +37,9 @@ def _quiet_runtime_dir() -> None:
 def start_postgres(data_dir: Path) -> str:
     """Start (or find running) the embedded Postgres; return its URL."""
     _quiet_runtime_dir()
+    # pgserver logs its every step at INFO, and at exit a line for each process that used
+    # the server ("exiting ... remaining pids=..."): noise at the end of every command.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     # Imported here: an optional dependency of development only.
     from pgserver.postgres_server import get_server
 

@@ -236,6 +236,14 @@ class Settings(BaseSettings):
         description="How long a client may take to send a request body (408 after).",
     )
 
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="The port `roster api` and `roster demo` (`make run`) serve the API on "
+        "unless given --port.",
+    )
+
     log_level: LogLevel = LogLevel.INFO
     access_log: bool = Field(
         default=True,

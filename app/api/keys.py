@@ -168,14 +168,15 @@ async def rotate_key(
 
 
 async def _find_for_update(connection: asyncpg.Connection, key: str) -> asyncpg.Record | None:
-    """The key with this id, or this prefix when only one key has it, locked."""
+    """The key with this id, this secret, or this prefix when only one key has it, locked."""
     return await connection.fetchrow(
         "SELECT *, expires_at <= now() AS expired FROM api_keys"
-        " WHERE id = $1"
+        " WHERE id = $1 OR secret_hash = $3"
         "    OR (prefix = $2 AND (SELECT count(*) FROM api_keys WHERE prefix = $2) = 1)"
         " FOR UPDATE",
         _as_uuid(key),
         key,
+        digest(key),
     )
 
 
@@ -191,17 +192,27 @@ async def list_keys(connection: asyncpg.Connection) -> list[ApiKeyInfo]:
     return [_info(record) for record in records]
 
 
-async def revoke_key(connection: asyncpg.Connection, key: str) -> ApiKeyInfo | None:
-    """Revoke a key by id, or by the prefix shown in listings when it is unambiguous."""
-    records = await connection.fetch(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-        " WHERE id = $1"
-        "    OR (prefix = $2 AND (SELECT count(*) FROM api_keys WHERE prefix = $2) = 1)"
-        " RETURNING *",
-        _as_uuid(key),
-        key,
-    )
-    return _info(records[0]) if records else None
+@dataclass(frozen=True)
+class Revocation:
+    key: ApiKeyInfo
+    # Revoked before this call: the revocation changed nothing.
+    already: bool
+
+
+async def revoke_key(connection: asyncpg.Connection, key: str) -> Revocation | None:
+    """Revoke a key by id, by its secret, or by the prefix shown in listings when it is
+    unambiguous. A key revoked already keeps the time it was first revoked."""
+    async with connection.transaction():
+        found = await _find_for_update(connection, key)
+        if found is None:
+            return None
+        if found["revoked_at"] is not None:
+            return Revocation(_info(found), already=True)
+        record = await connection.fetchrow(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = $1 RETURNING *", found["id"]
+        )
+    assert record is not None
+    return Revocation(_info(record), already=False)
 
 
 @dataclass(frozen=True)

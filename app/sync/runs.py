@@ -239,6 +239,18 @@ async def due_for_poll(
     return [row["id"] for row in rows]
 
 
+async def previous_records(connection: asyncpg.Connection, district_id: str) -> dict[str, int]:
+    """Records per collection that the district's latest full run to read them all (one
+    that succeeded or was held) read: what the next full run may expect."""
+    progress = await connection.fetchval(
+        "SELECT progress FROM sync_runs WHERE district_id = $1 AND mode = 'full'"
+        " AND status IN ('succeeded', 'held') AND progress IS NOT NULL"
+        " ORDER BY created_at DESC LIMIT 1",
+        district_id,
+    )
+    return {name: read["records"] for name, read in (progress or {}).items()}
+
+
 async def get_run(connection: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await connection.fetchrow(
         "SELECT * FROM sync_runs WHERE id = $1", run_id

@@ -23,9 +23,30 @@ def _roster(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def _mirror_districts(settings: Settings, *district_ids: str) -> None:
+    """Districts as a sync would have mirrored them: a key may be limited to them."""
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        await connection.executemany(
+            "INSERT INTO districts (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+            [(district_id,) for district_id in district_ids],
+        )
+    finally:
+        await connection.close()
+
+
+async def _forget_districts(settings: Settings, *district_ids: str) -> None:
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        await connection.execute("DELETE FROM districts WHERE id = ANY($1::text[])", district_ids)
+    finally:
+        await connection.close()
+
+
 async def test_a_created_key_is_printed_once_listed_without_secret_and_revocable(
     settings: Settings,
 ) -> None:
+    await _mirror_districts(settings, "d1", "d2")
     created = _roster(
         settings, "create", "--name", "grades app", "--scope", "roster:read",
         "--scope", "sync:write", "--district", "d1", "--district", "d2",
@@ -67,12 +88,86 @@ async def test_a_created_key_is_printed_once_listed_without_secret_and_revocable
     finally:
         await connection.execute("DELETE FROM api_keys WHERE name = 'grades app'")
         await connection.close()
+        await _forget_districts(settings, "d1", "d2")
+
+
+async def test_a_key_for_a_district_that_is_not_mirrored_is_refused_naming_it(
+    settings: Settings,
+) -> None:
+    await _mirror_districts(settings, "d-known")
+    try:
+        refused = _roster(
+            settings, "create", "--name", "stray app", "--scope", "roster:read",
+            "--district", "d-known", "--district", "doesnotexist", "--district", "nor-this",
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert "'doesnotexist', 'nor-this'" in refused.stderr
+        assert "d-known" not in refused.stderr
+        assert refused.stdout == ""
+        connection = await asyncpg.connect(settings.asyncpg_database_url)
+        try:
+            assert (
+                await connection.fetchval("SELECT count(*) FROM api_keys WHERE name = 'stray app'")
+                == 0
+            )
+        finally:
+            await connection.close()
+    finally:
+        await _forget_districts(settings, "d-known")
+
+
+async def test_a_key_revoked_by_its_secret_is_revoked_once(settings: Settings) -> None:
+    created = _roster(settings, "create", "--name", "leaked app", "--scope", "roster:read")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        revoked = _roster(settings, "revoke", secret)
+        assert revoked.returncode == 0, revoked.stderr
+        assert "revoked key" in revoked.stderr
+        assert secret not in revoked.stderr + revoked.stdout
+        assert await find_key(connection, secret) is None
+        first = await connection.fetchval(
+            "SELECT revoked_at FROM api_keys WHERE name = 'leaked app'"
+        )
+
+        again = _roster(settings, "revoke", secret[:10])
+        assert again.returncode == 0, again.stderr
+        assert "already revoked" in again.stderr
+        assert first.isoformat(timespec="seconds") in again.stderr
+        assert (
+            await connection.fetchval("SELECT revoked_at FROM api_keys WHERE name = 'leaked app'")
+            == first
+        )
+    finally:
+        await connection.execute("DELETE FROM api_keys WHERE name = 'leaked app'")
+        await connection.close()
+
+
+async def test_scopes_may_be_separated_by_commas(settings: Settings) -> None:
+    created = _roster(
+        settings, "create", "--name", "comma app", "--scope", "roster:read, sync:write"
+    )
+    assert created.returncode == 0, created.stderr
+    connection = await asyncpg.connect(settings.asyncpg_database_url)
+    try:
+        grant = await find_key(connection, created.stdout.strip())
+        assert grant is not None and grant.scopes == {"roster:read", "sync:write"}
+    finally:
+        await connection.execute("DELETE FROM api_keys WHERE name = 'comma app'")
+        await connection.close()
 
 
 def test_unknown_scope_and_unknown_key_fail_clearly(settings: Settings) -> None:
-    bad_scope = _roster(settings, "create", "--name", "x", "--scope", "roster:delete")
+    bad_scope = _roster(
+        settings, "create", "--name", "x", "--scope", "roster:read", "--scope", "roster:delete"
+    )
     assert bad_scope.returncode == 2
-    assert "roster:read" in bad_scope.stderr
+    # The bad value named, then every valid one.
+    assert "unknown scope 'roster:delete'" in bad_scope.stderr
+    assert "roster:read, roster:write, roster:sensitive, sync:write, console, admin" in (
+        bad_scope.stderr
+    )
 
     missing = _roster(settings, "revoke", "rk_nothing")
     assert missing.returncode == 1
