@@ -1,9 +1,14 @@
 """The operator console as an operator uses it: signing in and out, refusals, sync now run by
-the worker, a held run approved and applied; axe-core and screenshots on every page."""
+the worker, a held run approved and applied, warnings filtered and downloaded, a student
+looked up; axe-core and screenshots on every page."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import re
+from pathlib import Path
 
 from playwright.async_api import Page, expect
 
@@ -195,3 +200,81 @@ async def test_a_held_run_is_approved_and_applied_by_the_worker(
     await expect(page.locator("#held")).to_have_count(0)
     await axe(page, "run-approved")
     await shot(page, "run-approved")
+
+
+async def test_warnings_are_filtered_and_downloaded_as_a_csv(
+    signed_in: Page, stack: Stack, axe: Check, shot: Check
+) -> None:
+    page = signed_in
+    district = stack.routine
+    stored = await stack.pool.fetch(
+        "SELECT code, entity, record_id FROM data_warnings"
+        " WHERE district_id = $1 AND resolved_at IS NULL",
+        district.id,
+    )
+    assert stored, "the district has data warnings"
+    code = max(sorted({w["code"] for w in stored}), key=[w["code"] for w in stored].count)
+    await page.get_by_role("link", name="Data warnings").click()
+    await expect(page).to_have_url(f"{stack.url}/ui/warnings")
+    await axe(page, "warnings")
+    await shot(page, "warnings")
+
+    await page.get_by_label("District").select_option(district.id)
+    await page.get_by_label("Code").select_option(code)
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(re.compile(rf"code={code}"))
+    expected = {(w["entity"], w["record_id"]) for w in stored if w["code"] == code}
+    listed = page.locator("#warnings tbody tr")
+    await expect(listed).to_have_count(len(expected))
+    await axe(page, "warnings-filtered")
+
+    async with page.expect_download() as started:
+        await page.get_by_role("link", name="Download CSV").click()
+    download = await started.value
+    assert download.suggested_filename.startswith(f"data-warnings-{district.id}-")
+    saved = await download.path()
+    text = await asyncio.to_thread(Path(saved).read_text, encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {(r["entity"], r["record_id"]) for r in rows} == expected
+    assert {(r["district_id"], r["code"]) for r in rows} == {(district.id, code)}
+
+
+async def test_a_student_in_three_schools_is_looked_up_by_name(
+    signed_in: Page, stack: Stack, axe: Check, shot: Check
+) -> None:
+    page = signed_in
+    student_id = stack.routine.truth.edge_cases["student_in_three_schools"]
+    name = await stack.pool.fetchval(
+        "SELECT concat_ws(' ', name_first, name_last) FROM users WHERE id = $1", student_id
+    )
+    await page.get_by_role("link", name="Look-up").click()
+    await page.get_by_label("User or section").fill(name)
+    await page.get_by_role("button", name="Look up").click()
+    match = page.locator(f'tr[data-match="{student_id}"]')
+    await expect(match).to_have_count(1)
+    await axe(page, "lookup")
+    await shot(page, "lookup")
+
+    await match.get_by_role("link").first.click()
+    await expect(page).to_have_url(f"{stack.url}/ui/users/{student_id}")
+    enrolled = await stack.pool.fetch(
+        "SELECT s.id, s.school_id FROM enrollments e"
+        " JOIN sections s ON s.id = e.section_id AND s.district_id = e.district_id"
+        " WHERE e.student_id = $1 AND e.ended_at IS NULL AND s.deleted_at IS NULL",
+        student_id,
+    )
+    assert len({row["school_id"] for row in enrolled}) == 3
+    sections = page.locator("tr[data-section]")
+    await expect(sections).to_have_count(len(enrolled))
+    shown = {await row.get_attribute("data-section") for row in await sections.all()}
+    assert shown == {row["id"] for row in enrolled}
+    await expect(page.locator("#schools")).to_contain_text("primary")
+    await axe(page, "user")
+    await shot(page, "user")
+
+    # Its first section's roster lists the student.
+    await sections.first.get_by_role("link").click()
+    await expect(page).to_have_url(re.compile(r"/ui/sections/"))
+    await expect(page.locator(f'#roster tr[data-student="{student_id}"]')).to_have_count(1)
+    await axe(page, "section")
+    await shot(page, "section")
