@@ -23,6 +23,16 @@ from app.api.problems import PROBLEM_CONTENT_TYPE
 
 # Paths whose answers must not be stored: roster data and the sync endpoints.
 NO_STORE_PREFIXES = ("/v1/", "/sync", "/ui/")
+# The console's pages load only the app's own files, run no inline script and may not be
+# framed by another site (its forms approve and start syncs).
+CONSOLE_PREFIX = "/ui/"
+CONSOLE_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+)
 
 
 async def send_problem(
@@ -132,7 +142,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class SecurityHeadersMiddleware:
-    """`nosniff` on every response; `no-store` on roster data and its errors."""
+    """`nosniff` on every response; `no-store` on roster data and its errors; a content
+    security policy that forbids framing on the console's pages."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -142,11 +153,12 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         no_store = scope["path"].startswith(NO_STORE_PREFIXES)
-        replaced = (
-            {b"x-content-type-options", b"cache-control"}
-            if no_store
-            else {b"x-content-type-options"}
-        )
+        console = scope["path"].startswith(CONSOLE_PREFIX)
+        replaced = {b"x-content-type-options"}
+        if no_store:
+            replaced.add(b"cache-control")
+        if console:
+            replaced |= {name for name, _ in CONSOLE_HEADERS}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -158,6 +170,8 @@ class SecurityHeadersMiddleware:
                 headers.append((b"x-content-type-options", b"nosniff"))
                 if no_store:
                     headers.append((b"cache-control", b"no-store"))
+                if console:
+                    headers.extend(CONSOLE_HEADERS)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -277,8 +277,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def context(browser: Browser, stack: Stack) -> AsyncIterator[BrowserContext]:
-    """A browser profile of the test's own (no cookies), at laptop size."""
-    context = await browser.new_context(base_url=stack.url, viewport=LAPTOP)
+    """A browser profile of the test's own (no cookies), at laptop size. It lets the test
+    inject axe-core's script, which the console's content security policy (no inline
+    script) would otherwise block, as it should."""
+    context = await browser.new_context(base_url=stack.url, viewport=LAPTOP, bypass_csp=True)
     context.set_default_timeout(15_000)
     try:
         yield context

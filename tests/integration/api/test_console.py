@@ -97,6 +97,8 @@ async def test_signing_in_sets_a_strict_cookie_that_holds_no_key(
     listing = await browser.get("/ui/")
     assert listing.status_code == 200 and "text/html" in listing.headers["content-type"]
     assert listing.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in listing.headers["content-security-policy"]
+    assert listing.headers["x-frame-options"] == "DENY"
     for district in (mirrored.s, mirrored.other):
         assert f'data-district="{district.id}"' in listing.text
     assert "fresh" in listing.text and "connected" in listing.text
