@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app import audit
-from app.api.keys import RotationError, Scope, create_key, rotate_key
+from app.api.keys import RotationError, Scope, create_key, find_key, rotate_key
 from app.settings import Settings
 from tests.integration.api.conftest import Keys, Mirrored
 from tests.integration.api.reads_support import assert_problem, bearer
@@ -42,7 +42,10 @@ async def test_key_use_is_audited_by_route_template_without_values(
 ) -> None:
     student = mirrored.s.truth.edge_cases["student_in_three_schools"]
     secret_guess = "rk_" + "guessed-secret-" * 3
-    reader = await api_pool.fetchval("SELECT id FROM api_keys WHERE name = 'test roster:read'")
+    async with api_pool.acquire() as connection:
+        grant = await find_key(connection, keys.read)
+    assert grant is not None
+    reader = grant.key_id
     async with app_client(api_settings, client_address="198.51.100.4") as api:
         since = (await api_pool.fetchval("SELECT now()")).isoformat()
         ok = await api.get(
@@ -96,17 +99,27 @@ async def test_the_audit_trail_is_for_admins_and_their_districts(
         assert (await api.get("/v1/districts", headers=bearer(keys.read_s))).status_code == 200
         assert_problem(await api.get("/v1/districts", headers=bearer("rk_nobody")), 401)
         await _events(api, keys.admin, 3)
+        async with api_pool.acquire() as connection:
+            read_s, read_other = [
+                await find_key(connection, k) for k in (keys.read_s, keys.read_other)
+            ]
+        assert read_s is not None and read_other is not None
+        # The S district's reader's use shows; the other district's reader's does not.
+        assert await _events(api, s_admin.secret, 1, key_id=str(read_s.key_id))
+        hidden = await api.get(
+            "/v1/audit", params={"key_id": str(read_other.key_id)}, headers=bearer(s_admin.secret)
+        )
+        assert hidden.status_code == 200 and hidden.json()["data"] == []
         seen = await _events(api, s_admin.secret, 1)
         assert_problem(
             await api.get("/v1/audit", params={"cursor": "x"}, headers=bearer(keys.admin)), 422
         )
-    # Only the use of keys within the S district (its reader's among them), not the other
-    # district's reader's, nor failed authentications.
+    # Only the use of keys within the S district, nor failed authentications.
     districts = await api_pool.fetch(
         "SELECT prefix, district_ids FROM api_keys WHERE id = ANY($1::uuid[])",
-        list({e["key_id"] for e in seen}),
+        [e["key_id"] for e in seen if e["key_id"] is not None],
     )
-    assert keys.read_s[:10] in {row["prefix"] for row in districts}
+    assert all(e["key_id"] is not None for e in seen)
     assert {d for row in districts for d in row["district_ids"]} == {mirrored.s.id}
 
 

@@ -90,6 +90,8 @@ async def s_ids(
         "course_id": section["course"],
         "section_id": section_id,
         "user_id": truth.edge_cases["student_in_three_schools"],
+        # Routes about a teacher's links take a teacher (a student there is 404).
+        "teacher_id": section["teacher"],
         "run_id": run_id,
         "group_id": s_group,
         "person_id": s_person,
@@ -100,8 +102,11 @@ async def s_ids(
 
 def _path(route: APIRoute, values: dict[str, str]) -> str:
     """The route's path with `values` for its parameters (ids of no record for the others)."""
+    chosen = dict(values)
+    if route.path.startswith("/v1/teachers/") and "teacher_id" in values:
+        chosen["user_id"] = values["teacher_id"]
     return route.path.format(
-        **{name: values.get(name, UNKNOWN_IDS.get(name, UNKNOWN_ID)) for name in _parameters(route)}
+        **{name: chosen.get(name, UNKNOWN_IDS.get(name, UNKNOWN_ID)) for name in _parameters(route)}
     )
 
 
@@ -234,7 +239,9 @@ async def test_lists_show_only_the_keys_districts(
         (mirrored.other.id, mirrored.s.id),
     ):
         key = _limited_key(route, limited, district_id)
-        page = {"limit": 1000} if _takes_query(route, "limit") else {}
+        page: dict[str, object] = {"limit": 1000} if _takes_query(route, "limit") else {}
+        if _takes_query(route, "by"):
+            page["by"] = "district"  # a summary's rows then name their district
         body = await get_json(api, route.path, key, **page)
         district_key = _district_key(route)
         if district_key is None:
