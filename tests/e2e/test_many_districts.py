@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import subprocess
 import time
 import uuid
@@ -25,6 +24,7 @@ from app.sync.queue import request_sync
 from app.sync.runs import RunMode, RunTrigger
 from sandbox.faults import FaultConfig
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
+from tests.e2e.test_processes import cli_environment
 from tests.e2e.test_sync_worker import (
     FINAL_STATUSES,
     _sigkill,
@@ -65,18 +65,7 @@ def _cli_sync(
     settings: Settings, sandbox: RunningSandbox, district_id: str
 ) -> subprocess.Popen[bytes]:
     """`roster sync <district>` in a process of its own, as an operator would run it."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CLEVER_", "SYNC_")) and key not in {"DATABASE_URL", "REDIS_URL"}
-    } | {
-        "DATABASE_URL": settings.require_database_url(),
-        "REDIS_URL": settings.require_redis_url(),
-        "CLEVER_API_BASE_URL": sandbox.base_url,
-        "CLEVER_API_VERSION": "v3.1",
-        "CLEVER_DISTRICT_TOKENS": ",".join(d.token for d in sandbox.districts),
-        "CLEVER_PAGE_SIZE": str(PAGE_SIZE),
-    }
+    env = cli_environment(settings, sandbox, page_size=PAGE_SIZE)
     return subprocess.Popen(
         [*ROSTER, "sync", district_id], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -16,10 +16,30 @@ from arq import create_pool
 from arq.connections import RedisSettings
 
 from app.settings import Settings
+from sandbox.server import RunningSandbox
 from tests.conftest import with_redis_db
 from workers.main import QUEUE_NAME, deserialize_job, serialize_job
 
 ROSTER = [sys.executable, "-m", "app.cli"]
+
+
+def cli_environment(
+    settings: Settings, sandbox: RunningSandbox, *, page_size: int
+) -> dict[str, str]:
+    """The environment of a `roster` command against the test servers and the sandbox's
+    districts: this process's own, without its Clever and sync settings."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CLEVER_", "SYNC_")) and key not in {"DATABASE_URL", "REDIS_URL"}
+    } | {
+        "DATABASE_URL": settings.require_database_url(),
+        "REDIS_URL": settings.require_redis_url(),
+        "CLEVER_API_BASE_URL": sandbox.base_url,
+        "CLEVER_API_VERSION": "v3.1",
+        "CLEVER_DISTRICT_TOKENS": ",".join(d.token for d in sandbox.districts),
+        "CLEVER_PAGE_SIZE": str(page_size),
+    }
 
 
 def _environment(settings: Settings, **extra: str) -> dict[str, str]:

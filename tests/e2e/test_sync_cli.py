@@ -4,7 +4,6 @@ counts, and ends with a table of what it changed."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 
@@ -15,7 +14,7 @@ from app.cli import progress_amount, sync_summary
 from app.settings import Settings
 from app.sync.runs import previous_records
 from sandbox.server import RunningSandbox, SandboxConfig, run_in_thread
-from tests.e2e.test_processes import ROSTER
+from tests.e2e.test_processes import ROSTER, cli_environment
 
 
 @pytest.fixture
@@ -27,18 +26,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 def _roster_sync(
     settings: Settings, sandbox: RunningSandbox, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CLEVER_", "SYNC_")) and key not in {"DATABASE_URL", "REDIS_URL"}
-    } | {
-        "DATABASE_URL": settings.require_database_url(),
-        "REDIS_URL": settings.require_redis_url(),
-        "CLEVER_API_BASE_URL": sandbox.base_url,
-        "CLEVER_API_VERSION": "v3.1",
-        "CLEVER_DISTRICT_TOKENS": ",".join(d.token for d in sandbox.districts),
-        "CLEVER_PAGE_SIZE": "10",
-    }
+    env = cli_environment(settings, sandbox, page_size=10)
     return subprocess.run(
         [*ROSTER, "sync", *args], env=env, capture_output=True, text=True, timeout=120
     )
