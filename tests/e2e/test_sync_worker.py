@@ -17,16 +17,13 @@ import uuid
 from collections.abc import Iterator
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
-from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from app.api.keys import Scope, create_key
-from app.main import create_app
 from app.settings import Settings
 from app.sync.queue import request_sync, sync_job_id
 from app.sync.runs import RunMode, RunStatus, RunTrigger
@@ -44,6 +41,7 @@ from tests.integration.sync_sandbox.support import (
     sync_ok,
     wait_for,
 )
+from tests.support.app import app_client
 from workers.main import deserialize_job
 
 LATENCY_MS = 150
@@ -337,13 +335,7 @@ async def test_syncs_asked_through_the_api_and_a_signed_webhook_are_run_by_the_w
     async with pool.acquire() as connection:
         key = await create_key(connection, name="e2e", scopes=[Scope.READ, Scope.SYNC_WRITE])
     headers = {"Authorization": f"Bearer {key.secret}"}
-    app = create_app(api_settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as api,
-    ):
+    async with app_client(api_settings) as api:
         # A district never mirrored, served by a configured token: its first sync.
         asked = await api.post(
             "/v1/sync", json={"district_id": district.id, "mode": "full"}, headers=headers

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
+from tests.support.app import app_client, served
 
 PROBLEM = "application/problem+json"
 # What the pages' HTML names to fetch: attributes, and Swagger UI's `url: '...'`.
@@ -32,16 +30,6 @@ async def test_readyz_with_both_servers_up(api_client: httpx.AsyncClient) -> Non
     assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
 
 
-async def _client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://roster.test"
-        ) as client,
-    ):
-        yield client
-
-
 @pytest.mark.parametrize(
     ("override", "failing"),
     [
@@ -52,8 +40,7 @@ async def _client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def test_readyz_503_when_a_server_is_unreachable(
     settings: Settings, override: dict[str, str], failing: str
 ) -> None:
-    app = create_app(settings.model_copy(update=override))
-    async for client in _client_for(app):
+    async with app_client(settings.model_copy(update=override)) as client:
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert response.headers["content-type"] == PROBLEM
@@ -94,7 +81,7 @@ async def test_validation_and_unexpected_errors_are_problem_json(settings: Setti
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
-    async for client in _client_for(app):
+    async with served(app) as client:
         invalid = await client.get("/test/items/abc")
         assert invalid.status_code == 422
         assert invalid.headers["content-type"] == PROBLEM

@@ -193,7 +193,7 @@ async def test_nothing_is_served_from_memory_while_the_listener_is_away(
     await _kept(one, path, edited.reader)
     listeners = await edited.pool.fetchval(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE application_name = 'roster-api-listener'"
+        " WHERE datname = current_database() AND application_name = 'roster-api-listener'"
     )
     assert listeners == 2  # one per replica
 
