@@ -89,7 +89,11 @@ def install(app: FastAPI) -> None:
         if exc.status == 303:
             return _redirect(exc.headers["Location"])
         title = _TITLES.get(exc.status, "Something went wrong")
-        response = _page(request, "error.html", None, exc.status, title=title, detail=exc.detail)
+        # A signed-in operator keeps the navigation and sign-out on an error page.
+        operator: Operator | None = getattr(request.state, "operator", None)
+        response = _page(
+            request, "error.html", operator, exc.status, title=title, detail=exc.detail
+        )
         response.headers.update(exc.headers)
         return response
 
@@ -115,7 +119,8 @@ async def _operator(request: Request) -> Operator:
         async with request.state.reads.acquire() as connection:
             grant = await find_key_by_id(connection, session.key_id)
         if grant is not None and _may_use_console(grant):
-            return Operator(Principal(grant), session.csrf_token)
+            operator = request.state.operator = Operator(Principal(grant), session.csrf_token)
+            return operator
     raise ConsoleError(303, "Sign in first.", headers={"Location": "/ui/login"})
 
 

@@ -153,6 +153,8 @@ async def test_a_key_limited_to_a_district_sees_only_it(
         page = await browser.get(path)
         # As for an id that does not exist: nothing of the district shows.
         assert page.status_code == 404 and "No " in page.text and "<table" not in page.text
+        # Still signed in: the error page keeps the navigation and sign-out.
+        assert 'aria-label="Console"' in page.text and 'action="/ui/logout"' in page.text
     refused = await browser.post(
         f"/ui/districts/{mirrored.other.id}/sync", data={"csrf_token": token, "mode": "full"}
     )
