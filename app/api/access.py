@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.answers import EVERY_DISTRICT, AnswerCache
 from app.api.auth import Caller
 from app.audit import AuditEvent, AuditLog, now
-from app.observability.metrics import route_template
+from app.observability.metrics import route_label
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -65,7 +65,7 @@ class AccessMiddleware:
         finally:
             caller = state.get("caller")
             audit: AuditLog | None = state.get("audit")
-            route = route_template(
+            route = route_label(
                 scope,
                 {"type": "http", "path": path, "root_path": root_path, "method": scope["method"]},
             )

@@ -50,6 +50,18 @@ def route_template(scope: Scope, asked: Scope | None = None) -> str:
     return "unmatched"
 
 
+# Where the first middleware to work out a request's route label leaves it for the others.
+ROUTE_LABEL = "roster.route_label"
+
+
+def route_label(scope: Scope, asked: Scope) -> str:
+    """`route_template` of the request, worked out once per request and kept in its scope."""
+    label: str | None = scope.get(ROUTE_LABEL)
+    if label is None:
+        label = scope[ROUTE_LABEL] = route_template(scope, asked)
+    return label
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request (pure ASGI: no per-request task overhead)."""
 
@@ -74,7 +86,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = route_template(scope, asked)
+            route = route_label(scope, asked)
             method = scope["method"]
             HTTP_REQUESTS.labels(route, method, str(status)).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
