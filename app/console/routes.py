@@ -249,7 +249,7 @@ async def district_page(request: Request, operator: OperatorDep, district_id: st
     ended = [run for run in reversed(runs) if run["finished_at"] is not None]
     labels = [run["created_at"].strftime("%Y-%m-%d %H:%M") for run in ended]
     charts = [
-        format.bar_chart(format.Series(name, values, unit), labels)
+        (name, format.bar_chart(format.Series(name, values, unit), labels))
         for name, values, unit in (
             (
                 "Duration",

@@ -145,7 +145,11 @@ async def test_a_key_limited_to_a_district_sees_only_it(
     listing = await browser.get("/ui/")
     assert f'data-district="{mirrored.s.id}"' in listing.text
     assert mirrored.other.id not in listing.text
-    assert (await browser.get(f"/ui/districts/{mirrored.s.id}")).status_code == 200
+    district = await browser.get(f"/ui/districts/{mirrored.s.id}")
+    assert district.status_code == 200
+    # Each run chart is titled on the page, not only for screen readers.
+    for title in ("Duration", "Records changed", "Warnings"):
+        assert f"<figcaption>{title}, per run</figcaption>" in district.text
     other_run = await api_pool.fetchval(
         "SELECT id FROM sync_runs WHERE district_id = $1 LIMIT 1", mirrored.other.id
     )
