@@ -2,7 +2,9 @@
 
 Migrates, then runs the API and a worker as child processes. Without Clever credentials it
 also runs the Clever sandbox with a generated district and has the worker sync it once, so
-a newcomer sees data at once. Ctrl-C stops the children in order.
+a newcomer sees data at once. Ctrl-C stops the children in order. The children's JSON logs
+go to DEV_DATA_DIR/logs/{api,worker,sandbox}.log, so the terminal shows only what the demo
+says (and the end of a child's log, should it die).
 
 The settings the children run with (the embedded servers' URLs, the sandbox's URL and
 token) are written to DEV_DATA_DIR/env as shell `export` lines: `source .devdata/env` in
@@ -14,6 +16,7 @@ again from such a shell.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import signal
@@ -51,6 +54,9 @@ SANDBOX_VARIABLES = (
     "CLEVER_DISTRICT_TOKENS",
     "SYNC_EVENTS_INTERVAL_SECONDS",
 )
+LOG_DIR = "logs"
+# How much of a dead child's log the demo shows.
+LOG_TAIL_LINES = 20
 READY_TIMEOUT_SECONDS = 90.0
 FIRST_SYNC_TIMEOUT_SECONDS = 600.0
 
@@ -77,12 +83,17 @@ class Demo:
         self.port = port
         self.sandbox_size = sandbox_size
         self.env_path = Path(settings.dev_data_dir) / ENV_FILE
+        self.log_dir = Path(settings.dev_data_dir) / LOG_DIR
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
     def run(self) -> int:
         """Run until Ctrl-C (0) or until a child process dies (1)."""
+        # Alembic's line per migration is for `roster migrate`; here one line says it all.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         upgrade(self.settings.require_database_url())
+        self.console.print("database migrated")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         env = os.environ.copy()
         sandbox = None
         written = read_env_file(self.env_path)
@@ -119,6 +130,10 @@ class Demo:
             self.console.print(f"[green]API ready[/green] at {base_url}  (docs: {base_url}/docs)")
             self.console.print(f"  health {base_url}/healthz  readiness {base_url}/readyz")
             self.console.print(f"  metrics {base_url}/metrics")
+            names = ",".join(self.processes)
+            self.console.print(
+                f"  logs {self.log_dir}/{{{names}}}.log", highlight=False, soft_wrap=True
+            )
             # Never wrapped: the key must stay one copyable word, whatever the terminal.
             self.console.print(f"  development API key (every scope): {key}", soft_wrap=True)
             self.console.print(
@@ -132,6 +147,8 @@ class Demo:
             failed = [name for name, p in self.processes.items() if p.poll() not in (None, 0)]
             _terminate(self.processes.values())
         if failed and not self.stopping:
+            for name in failed:
+                self._show_log_tail(name)
             self.console.print(f"[red]stopped: {', '.join(failed)} exited[/red]")
             return 1
         self.console.print("stopped")
@@ -168,9 +185,29 @@ class Demo:
 
     def _spawn(self, name: str, env: dict[str, str], *args: str) -> None:
         # Children get their own session: Ctrl-C reaches only the demo, which stops them.
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", name, *args], env=env, start_new_session=True
-        )
+        # Each writes to a log of its own, begun anew at every start.
+        with self._log_path(name).open("wb") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", name, *args],
+                env=env,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _show_log_tail(self, name: str) -> None:
+        """The last lines of a child's log, so its death is explained where it is seen."""
+        path = self._log_path(name)
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError:
+            return
+        self.console.print(f"[red]{name} exited[/red]; the end of {path}:", highlight=False)
+        for line in lines:
+            self.console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
     def _children_alive(self) -> bool:
         return all(process.poll() is None for process in self.processes.values())

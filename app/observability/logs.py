@@ -51,3 +51,5 @@ def configure_logging(level: str) -> None:
         logger.propagate = True
     # One line per Clever request is noise; the client logs retries and waits itself.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # Alembic names each of its built-in plugins as it loads them.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))

@@ -1,6 +1,8 @@
 """`roster demo` (what `make run` runs) as a newcomer meets it: a second shell that sources
-the env file it wrote syncs the demo's sandbox district; a port in use stops the demo, the
-API and the sandbox with one plain line; commands on the embedded Postgres end quietly."""
+the env file it wrote syncs the demo's sandbox district; the terminal shows the demo's own
+lines and the children log to files, a dead child's last lines shown; a port in use stops
+the demo, the API and the sandbox with one plain line; commands on the embedded Postgres end
+quietly."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import psutil
 import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
@@ -138,6 +141,32 @@ def test_a_second_shell_that_sources_the_env_file_syncs_the_demo_district(
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=40) == 0
+
+
+def test_the_terminal_shows_the_demo_s_lines_and_a_dead_child_s_log_tail(
+    demo: tuple[subprocess.Popen[bytes], Path, Path],
+) -> None:
+    process, log_path, data_dir = demo
+    output = _wait_for_output(process, log_path, "Press Ctrl-C")
+    logs = data_dir / "logs"
+    assert f"logs {logs}/{{sandbox,api,worker}}.log" in output
+    # The children's JSON lines are in their logs, none in the terminal.
+    assert not [line for line in output.splitlines() if line.startswith("{")], output
+    worker_log = (logs / "worker.log").read_text()
+    assert '"logger":"arq.worker"' in worker_log and '"logger":"arq.worker"' not in output
+    assert "sync finished" in worker_log
+
+    worker = next(
+        child
+        for child in psutil.Process(process.pid).children()
+        if child.cmdline()[-1:] == ["worker"]
+    )
+    worker.kill()
+    assert process.wait(timeout=40) == 1
+    output = log_path.read_text()
+    assert f"worker exited; the end of {logs / 'worker.log'}:" in output
+    assert worker_log.splitlines()[-1] in output
+    assert output.rstrip().endswith("stopped: worker exited")
 
 
 @pytest.fixture
