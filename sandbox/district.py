@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sandbox.config import DistrictConfig
@@ -25,7 +25,7 @@ from sandbox.ids import (
     Code,
     IdCodec,
 )
-from sandbox.paging import ids_before, ids_through, page_after, page_before
+from sandbox.paging import ids_before, ids_through, page
 
 COLLECTIONS: tuple[str, ...] = ("districts", "schools", "users", "sections", "terms", "courses")
 CODES_OF_COLLECTION: dict[str, tuple[Code, ...]] = {
@@ -263,6 +263,61 @@ class SandboxDistrict:
             return self.generator.section(index, v31, terms, courses)
         return self.generator.render(code, index, v31)
 
+    def section_links(self, index: int) -> tuple[str | None, str | None, str | None]:
+        """The `school`, `term_id` and `course` generated section `index` is served with
+        (changes and roll-overs applied), without rendering it: what the nested routes scan."""
+        stored = self._records.get(f"{self.codec.head(Code.SECTION)}{index:012x}")
+        if stored is not None:
+            return stored.get("school"), stored.get("term_id"), stored.get("course")
+        generator = self.generator
+        flags = generator.section_flags(index)
+        terms, courses = self._composed[len(self._remaps)]
+        term = course = None
+        if not flags & NO_TERM:
+            term = generator.term_ids[generator.section_term(index)]
+            term = terms.get(term, term)
+        if not flags & NO_COURSE:
+            course = generator.course_ids[generator.section_course(index)]
+            course = courses.get(course, course)
+        return generator.school_ids[self.layout.school_of_section(index)], term, course
+
+    def section_matcher(self, field: str, value: str) -> Callable[[int], bool]:
+        """A test of whether generated section `index` is served with `field` (`school`,
+        `term_id` or `course`) equal to `value`: what `section_links` says, computing only
+        that field, for scans over every section."""
+        generator = self.generator
+        head = self.codec.head(Code.SECTION)
+        changed = {
+            int(record_id[12:], 16) for record_id in self._records if record_id.startswith(head)
+        }
+        slot = ("school", "term_id", "course").index(field)
+
+        def changed_or(test: Callable[[int], bool]) -> Callable[[int], bool]:
+            if not changed:
+                return test
+            return lambda index: (
+                self.section_links(index)[slot] == value if index in changed else test(index)
+            )
+
+        if field == "school":
+            decoded = self.codec.decode(value)
+            school = decoded.index if decoded and decoded.code == Code.SCHOOL else -1
+            if decoded is None or decoded.generation != BASE_GENERATION:
+                school = -1
+            return changed_or(lambda index: self.layout.school_of_section(index) == school)
+        terms, courses = self._composed[len(self._remaps)]
+        if field == "term_id":
+            wanted = {t for t, i in enumerate(generator.term_ids) if terms.get(i, i) == value}
+            of, missing = generator.section_term, NO_TERM
+        else:
+            wanted = {c for c, i in enumerate(generator.course_ids) if courses.get(i, i) == value}
+            of, missing = generator.section_course, NO_COURSE
+        if not wanted:
+            return changed_or(lambda index: False)
+        return changed_or(
+            lambda index: of(index) in wanted and not generator.section_flags(index) & missing
+        )
+
     def _generated_at(self, code: Code, index: int, remaps: int) -> Record:
         """A generated record as it was after the first `remaps` roll-overs (v3.1 form)."""
         if code == Code.SECTION:
@@ -314,11 +369,13 @@ class SandboxDistrict:
         v31: bool = True,
     ) -> tuple[list[Record], bool]:
         """One page of a collection and whether it is full (so more may follow)."""
-        segments = self.segments(collection, role)
-        if ending_before is not None:
-            cursor = None if ending_before == "last" else ending_before
-            return page_before(segments, cursor, limit, v31)
-        return page_after(segments, starting_after, limit, v31)
+        return page(
+            self.segments(collection, role),
+            starting_after=starting_after,
+            ending_before=ending_before,
+            limit=limit,
+            v31=v31,
+        )
 
     def iter_records(
         self, collection: str, role: str | None = None, v31: bool = True
@@ -373,11 +430,13 @@ class SandboxDistrict:
         v31: bool = True,
     ) -> tuple[list[Record], bool]:
         """One page of events, oldest first."""
-        segments = self.event_segments(record_types)
-        if ending_before is not None:
-            cursor = None if ending_before == "last" else ending_before
-            return page_before(segments, cursor, limit, v31)
-        return page_after(segments, starting_after, limit, v31)
+        return page(
+            self.event_segments(record_types),
+            starting_after=starting_after,
+            ending_before=ending_before,
+            limit=limit,
+            v31=v31,
+        )
 
     def newest_event_id(self) -> str | None:
         """The id of the newest retained event."""

@@ -95,3 +95,19 @@ def page_before(
             break
     records.reverse()
     return records, len(records) >= limit
+
+
+def page(
+    segments: Sequence[Segment],
+    *,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
+    limit: int = 100,
+    v31: bool = True,
+) -> tuple[list[Record], bool]:
+    """One Clever page: before `ending_before` when given (`"last"`: the very end), else
+    after `starting_after`; and whether it is full (so more may follow)."""
+    if ending_before is not None:
+        cursor = None if ending_before == "last" else ending_before
+        return page_before(segments, cursor, limit, v31)
+    return page_after(segments, starting_after, limit, v31)

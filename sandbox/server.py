@@ -1,6 +1,7 @@
 """The sandbox over HTTP: Clever's v3.0/v3.1 routes, OAuth token discovery and admin routes.
 
     GET  /v3.0|v3.1/{districts,schools,users,sections,terms,courses}[/{id}]
+    GET  /v3.0|v3.1/{sections,schools,terms,courses,users}/{id}/{nested}  (see sandbox.relations)
     GET  /v3.0|v3.1/events[/{id}]
     GET  /oauth/tokens?owner_type=district[&district=ID] HTTP Basic client id/secret
     GET  /sandbox/districts                              admin secret
@@ -9,6 +10,7 @@
     GET|PUT|PATCH /sandbox/faults, GET /sandbox/stats, POST /sandbox/stats/reset
 
 Admin routes take `Authorization: Bearer <admin secret>`; they are never subject to faults.
+Every error, unknown routes and methods included, answers Clever's `{"message": "..."}`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ from urllib.parse import urlencode
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from sandbox.changes import apply_changes
 from sandbox.config import DistrictConfig, EdgeRates
 from sandbox.district import COLLECTIONS, ChangeError, SandboxDistrict
 from sandbox.faults import FaultConfig, FaultMiddleware, RequestStats, bearer_token
 from sandbox.ids import CODE_OF_ROLE, Code
+from sandbox.paging import page
+from sandbox.relations import LISTS, SINGLES, RelationError, Relations
 from sandbox.truth import Truth
 
 VERSIONS = ("v3.0", "v3.1")
@@ -182,8 +188,29 @@ def _page_body(
     )
 
 
+def _add_error_handlers(api: FastAPI) -> None:
+    """Answer every error as Clever does, `{"message": "..."}`, never FastAPI's `detail`."""
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        return _json({"message": str(error.detail)}, error.status_code, error.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', '')}"
+            for item in error.errors()
+        )
+        return _message(400, f"invalid request: {problems}")
+
+    @api.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> Response:
+        return _message(500, "internal error")
+
+
 def _build_api(state: SandboxState) -> FastAPI:
     api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    _add_error_handlers(api)
 
     def authorize(request: Request) -> SandboxDistrict | Response:
         district = state.district_for_token(bearer_token(request.scope))
@@ -404,6 +431,57 @@ def _build_api(state: SandboxState) -> FastAPI:
         if found is None or found[0] != collection:
             return _message(404, f"{collection[:-1]} {record_id} not found")
         return _json({"data": found[1], "links": [{"rel": "self", "uri": uri}]})
+
+    @api.get("/{version}/{collection}/{record_id}/{nested}")
+    def get_nested(
+        request: Request, version: str, collection: str, record_id: str, nested: str
+    ) -> Response:
+        """A record's related records (`/sections/{id}/users`, ...), paged like a collection,
+        or its one related record (`/sections/{id}/term`, ...)."""
+        single = nested in SINGLES.get(collection, {})
+        if version not in VERSIONS or not (single or nested in LISTS.get(collection, {})):
+            return _message(404, "not found")
+        district = authorize(request)
+        if isinstance(district, Response):
+            return district
+        v31 = version == "v3.1"
+        relations = Relations(district)
+        base = f"/{version}/{collection}/{record_id}/{nested}"
+        if single:
+            try:
+                record = relations.single(collection, record_id, nested, v31)
+            except RelationError as error:
+                return _message(error.status, error.message)
+            return _json({"data": record, "links": [{"rel": "self", "uri": base}]})
+        params = request.query_params
+        limit = _limit(params.get("limit"))
+        if isinstance(limit, Response):
+            return limit
+        try:
+            listing = relations.listing(collection, record_id, nested, params)
+        except RelationError as error:
+            return _message(error.status, error.message)
+        starting_after = params.get("starting_after") or None
+        ending_before = params.get("ending_before") or None
+        records, full = page(
+            listing.segments,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            limit=limit,
+            v31=v31,
+        )
+        kept = [("limit", str(limit))] if "limit" in params else []
+        links = _links(
+            request,
+            base,
+            records,
+            full,
+            kept + listing.kept,
+            backwards=ending_before is not None,
+            had_cursor=starting_after is not None,
+        )
+        body = _page_body(records, f"/{version}/{listing.collection}/", links)
+        return Response(body, media_type="application/json")
 
     return api
 
