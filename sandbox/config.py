@@ -1,8 +1,19 @@
-"""What a generated district looks like: its size and how often each data edge case occurs."""
+"""What a generated district looks like: its size, its school year and how often each data
+edge case occurs."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, fields, replace
+
+# A US school year starts in August; from July on, the coming one is the current one (as for
+# the mirror's SCHOOL_YEAR_START_MONTH default).
+SCHOOL_YEAR_START_MONTH = 7
+
+
+def school_year_of(day: dt.date) -> int:
+    """The calendar year in which the school year around `day` starts."""
+    return day.year if day.month >= SCHOOL_YEAR_START_MONTH else day.year - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +153,19 @@ class DistrictConfig:
     # enums): what real districts send all the same. Off, every record is valid under
     # Clever's OpenAPI schema, though still full of edge cases.
     messy: bool = False
+    # The date the school year is generated around; None means the day the config is made, so
+    # a running sandbox keeps one school year and a test can pin another.
+    today: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if self.today is None:
+            object.__setattr__(self, "today", dt.date.today())
+
+    @property
+    def school_year(self) -> int:
+        """The calendar year in which the district's school year starts."""
+        assert self.today is not None
+        return school_year_of(self.today)
 
     @property
     def spec(self) -> SizeSpec:

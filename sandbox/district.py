@@ -188,6 +188,7 @@ class SandboxDistrict:
             self.codec,
             config.name,
             messy=config.messy,
+            today=config.today,
         )
         self.layout = self.generator.layout
         self.id = self.generator.district_id

@@ -9,27 +9,30 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from sandbox.config import EdgeRates, SizeSpec
+from sandbox.config import EdgeRates, SizeSpec, school_year_of
 from sandbox.hashing import fib32, mix64, stream_key, threshold16
 from sandbox.ids import Code, IdCodec
-from sandbox.layout import KIND_ELEMENTARY, KIND_MIDDLE, Layout
+from sandbox.layout import KIND_ELEMENTARY, KIND_HIGH, KIND_MIDDLE, Layout
 from sandbox.names import (
     ADMIN_TITLES,
     CITIES,
-    COURSE_NAMES,
+    ELEMENTARY_COURSES,
     FIRST_NAMES,
     FIRST_TOKENS,
+    HIGH_COURSES,
     LAST_NAMES,
     LAST_TOKENS,
+    MIDDLE_COURSES,
     MIDDLE_INITIALS,
     SCHOOL_NAME_ROOTS,
     STAFF_TITLES,
     STREETS,
     SUBJECT_CODES,
     SUBJECTS,
-    TEACHER_TITLES,
+    UNASSIGNED_TEACHER_TITLES,
+    Course,
 )
 
 Record = dict[str, Any]
@@ -40,8 +43,12 @@ GRADES: tuple[str, ...] = (
 _KIND_GRADES = {KIND_ELEMENTARY: (0, 6), KIND_MIDDLE: (6, 9)}
 _HIGH_GRADES = (9, 13)
 _KIND_LABEL = {KIND_ELEMENTARY: "Elementary School", KIND_MIDDLE: "Middle School"}
+_KIND_COURSES: dict[int, tuple[Course, ...]] = {
+    KIND_ELEMENTARY: ELEMENTARY_COURSES,
+    KIND_MIDDLE: MIDDLE_COURSES,
+    KIND_HIGH: HIGH_COURSES,
+}
 
-SCHOOL_YEAR = 2025
 _EPOCH = dt.date(2024, 5, 1)
 _DAYS: tuple[str, ...] = tuple((_EPOCH + dt.timedelta(days=d)).isoformat() for d in range(520))
 _CLOCK: tuple[str, ...] = tuple(
@@ -103,6 +110,8 @@ _LONG_LAST: tuple[str, ...] = tuple(
     "-".join(LAST_NAMES[k : k + 40])[:300] for k in range(0, len(LAST_NAMES) - 40, 17)
 )
 _TERM_SHAPES = (("{y}-{y1} School Year", 0, 1), ("Fall {y}", 0, 0), ("Spring {y1}", 1, 1))
+# Month-day of the first and last days of the fall and spring terms.
+_FALL, _SPRING = ("08-18", "12-19"), ("01-20", "06-12")
 
 
 def _stamp(bits: int, day: int) -> str:
@@ -190,6 +199,18 @@ _PLANTED_SECTIONS = (
 _SECTION_FLAG_RATES = (NO_NAME, NO_SUBJECT, NO_GRADE, NO_TERM, NO_COURSE)
 
 
+class CourseShape(NamedTuple):
+    """What a generated course is: its record's fields, the grades it is taught in
+    (`low` to `high`, exclusive) and the title of a teacher who leads it."""
+
+    name: str
+    number: str
+    subject: str
+    low: int
+    high: int
+    teacher_title: str
+
+
 class Generator:
     """Renders the records of one generated district."""
 
@@ -202,8 +223,14 @@ class Generator:
         district_name: str | None = None,
         *,
         messy: bool = False,
+        today: dt.date | None = None,
     ) -> None:
         self.spec = spec
+        # The school year around `today` (the current date when None): terms, enrollments,
+        # grades' graduation years and dates of birth all follow it.
+        self.school_year = school_year_of(today or dt.date.today())
+        year = self.school_year
+        self._enrollment_dates = (f"{year}-{_FALL[0]}", f"{year + 1}-{_SPRING[1]}")
         self.rates = rates
         self._invalid_dobs = _MESSY_DOBS if messy else _INVALID_DOBS
         self._odd_relationships = _MESSY_RELATIONSHIPS if messy else _ODD_RELATIONSHIPS
@@ -232,7 +259,7 @@ class Generator:
         self.course_ids = [codec.encode(Code.COURSE, c) for c in range(layout.n_courses)]
         self._school_grades = [_KIND_GRADES.get(kind, _HIGH_GRADES) for kind in layout.school_kind]
         self._school_names = [self._school_name(s) for s in range(layout.n_schools)]
-        self._courses = [self._course_shape(c) for c in range(layout.n_courses)]
+        self._courses = self._course_shapes()
 
         self._student_key = stream_key(seed, "students")
         self._teacher_key = stream_key(seed, "teachers")
@@ -319,6 +346,8 @@ class Generator:
         for index in (*range(4), *(j - 1 for j in self.planted_sections)):
             self.planted_sections.setdefault(index, 0)
         self.planted_teachers: dict[int, int] = {0: 0, 1: 0}
+        if rates.long_string > 0 and layout.n_teachers > 2:
+            self.planted_teachers[2] = LONG_STRING
         self.planted_staff: dict[int, int] = {0: 0}
         if rates.staff_multi_school > 0 and layout.n_staff > 1:
             self.planted_staff[1] = MULTI_SCHOOL
@@ -384,15 +413,28 @@ class Generator:
             root = f"{FIRST_NAMES[(h >> 24) % len(FIRST_NAMES)]} {LAST_NAMES[(h >> 32) % 97]}"
         return f"{root} {label}" if s < len(SCHOOL_NAME_ROOTS) else f"{root} {label} #{s}"
 
-    def _course_shape(self, c: int) -> tuple[str, str, str]:
-        h = mix64(stream_key(self.seed, "courses") ^ c)
-        subject = SUBJECTS[h % len(SUBJECTS)]
-        names = COURSE_NAMES[subject]
-        name = names[(h >> 8) % len(names)]
-        level = (h >> 16) % 4
-        if level:
-            name = f"{name} {'I' * level}"
-        return name, f"{SUBJECT_CODES[subject]}{c:05d}", subject
+    def _course_shapes(self) -> list[CourseShape]:
+        """Every course, kind by kind: each kind's catalogue in a shuffled order, repeated
+        (under new numbers) when the district has more courses than the catalogue."""
+        key = stream_key(self.seed, "courses")
+        starts = self.layout.course_start
+        shapes = []
+        for kind, catalogue in sorted(_KIND_COURSES.items()):
+            order = sorted(range(len(catalogue)), key=lambda k: mix64(key ^ (kind << 16) ^ k))
+            for c in range(starts[kind], starts[kind + 1]):
+                subject, name, low, high, teaches = catalogue[
+                    order[(c - starts[kind]) % len(order)]
+                ]
+                if teaches:
+                    title = f"{teaches} Teacher"
+                else:
+                    title = f"{GRADES[low] if low == 0 else f'Grade {low}'} Teacher"
+                shapes.append(
+                    CourseShape(
+                        name, f"{SUBJECT_CODES[subject]}{c:05d}", subject, low, high + 1, title
+                    )
+                )
+        return shapes
 
     def _email(self, first: int, last: int, number: int, flags: int, h: int, personal: bool) -> Any:
         """An email for a person, or one of the broken shapes Clever passes through.
@@ -487,7 +529,7 @@ class Generator:
             (lo >> 8) % _N_LAST,
             MIDDLE_INITIALS[(hi >> 8) % _N_MIDDLE],
             grade,
-            f"{glo % 12 + 1}/{(glo >> 4) % 28 + 1}/{SCHOOL_YEAR - 6 - grade + (glo >> 9) % 2}",
+            f"{glo % 12 + 1}/{(glo >> 4) % 28 + 1}/{self.school_year - 6 - grade + (glo >> 9) % 2}",
             _GENDERS[(hi >> 12) % 6],
             _RACES[(hi >> 15) % 8],
             _YN[(hi >> 18) % 4],
@@ -523,7 +565,7 @@ class Generator:
             "state_id": str(9000000000 + i),
             "legacy_id": sis_id,
             "grade": GRADES[grade],
-            "graduation_year": str(SCHOOL_YEAR + 13 - grade),
+            "graduation_year": str(self.school_year + 13 - grade),
             "dob": dob,
             "gender": gender,
             "race": race,
@@ -531,7 +573,11 @@ class Generator:
             "ell_status": ell,
             "credentials": {"district_username": f"{FIRST_TOKENS[first]}{i}"},
             "enrollments": [
-                {"school": school_id, "start_date": "2025-08-18", "end_date": "2026-06-12"}
+                {
+                    "school": school_id,
+                    "start_date": self._enrollment_dates[0],
+                    "end_date": self._enrollment_dates[1],
+                }
             ],
             "location": dict(_LOCATIONS[location]),
             "created": created,
@@ -607,7 +653,7 @@ class Generator:
             "teacher_number": number,
             "state_id": f"E{7000000 + t}",
             "legacy_id": number,
-            "title": TEACHER_TITLES[(h >> 32) % len(TEACHER_TITLES)],
+            "title": self._teacher_title(t, h >> 32),
             "credentials": {"district_username": f"{FIRST_TOKENS[first][0]}{LAST_TOKENS[last]}"},
             "created": created,
             "last_modified": modified,
@@ -632,6 +678,24 @@ class Generator:
             record["sis_custom"] = {"certification": "K-6 General"}
             role["x_badge"] = f"B{t}"
         return record
+
+    def _teacher_title(self, t: int, bits: int) -> str:
+        """A title that fits what teacher `t` teaches: that of the course of a section they
+        lead, now and then a generic one; a teacher who leads no section has no subject."""
+        section = self.layout.first_primary_section(t)
+        if section < 0:
+            return UNASSIGNED_TEACHER_TITLES[bits % len(UNASSIGNED_TEACHER_TITLES)]
+        pick = bits & 15
+        if pick == 0:
+            return "Lead Teacher"
+        if pick == 1:
+            return "Specialist"
+        if pick == 2:
+            return ""
+        course = self._courses[self._course_of(*self.layout.section_period(section))]
+        if pick == 3 and course.teacher_title.startswith(("Grade", "Kindergarten")):
+            return "Classroom Teacher"
+        return course.teacher_title
 
     def staff_email(self, key: int, number: int, flags: int) -> Any:
         """Work email of a teacher, staff member or admin; unique across those roles."""
@@ -763,8 +827,10 @@ class Generator:
         return self._course_of(*self.layout.section_period(section))
 
     def _course_of(self, s: int, p: int, block: int) -> int:
+        """One of the courses of the school's kind."""
+        first, count = self.layout.school_courses(s)
         h = mix64(self._section_course_key ^ (s << 8) ^ p)
-        return (h + block // 3) % self.layout.n_courses
+        return first + (h + block // 3) % count
 
     def section_term(self, section: int) -> int:
         """The term of a generated section: the school year, or fall or spring."""
@@ -777,7 +843,7 @@ class Generator:
 
     def _section_name(self, section: int) -> str:
         s, p, block = self.layout.section_period(section)
-        return f"{self._courses[self._course_of(s, p, block)][0]} - {p + 1}{block + 1:02d}"
+        return f"{self._courses[self._course_of(s, p, block)].name} - {p + 1}{block + 1:02d}"
 
     def section_flags(self, j: int) -> int:
         """The cosmetic edge-case flags of section `j`."""
@@ -817,8 +883,7 @@ class Generator:
         if layout.has_unshared_teacher(j, bits):
             teachers.append(self.codec.encode(Code.UNSHARED_TEACHER, j))
         course_index = self._course_of(s, p, block)
-        course_name, _, subject = self._courses[course_index]
-        low, high = self._school_grades[s]
+        course = self._courses[course_index]
         number = f"{p + 1}{block + 1:02d}"
         course_id = self.course_ids[course_index]
         term_id = self.term_ids[self._term_of(p, block)]
@@ -831,12 +896,12 @@ class Generator:
             "id": f"{self._heads[Code.SECTION]}{j:012x}",
             "district": self.district_id,
             "school": self.school_ids[s],
-            "name": f"{course_name} - {number}",
+            "name": f"{course.name} - {number}",
             "period": str(p + 1),
             "section_number": number,
             "sis_id": f"{100 + s}-{number}",
-            "subject": subject,
-            "grade": GRADES[low + (block + p) % (high - low)],
+            "subject": course.subject,
+            "grade": GRADES[course.low + (block + p) % (course.high - course.low)],
             "course": course_id,
             "term_id": term_id,
             "teacher": teachers[0],
@@ -870,11 +935,12 @@ class Generator:
             record["lms_status"] = {"synced_in_lms": bool(h & 4)}
 
     def term(self, t: int, year_offset: int = 0, term_id: str | None = None) -> Record:
-        """Term `t` of the school year `SCHOOL_YEAR + year_offset` (0: year, 1: fall, 2: spring)."""
-        year = SCHOOL_YEAR + year_offset
+        """Term `t` of the school year starting in `school_year + year_offset` (0: year,
+        1: fall, 2: spring)."""
+        year = self.school_year + year_offset
         template, start_shift, end_shift = _TERM_SHAPES[t]
-        starts = (f"{year}-08-18", f"{year + 1}-01-20")
-        ends = (f"{year}-12-19", f"{year + 1}-06-12")
+        starts = (f"{year}-{_FALL[0]}", f"{year + 1}-{_SPRING[0]}")
+        ends = (f"{year}-{_FALL[1]}", f"{year + 1}-{_SPRING[1]}")
         return {
             "id": term_id or self.term_ids[t],
             "district": self.district_id,
@@ -884,8 +950,8 @@ class Generator:
         }
 
     def course(self, c: int, course_id: str | None = None) -> Record:
-        """Course `c` (courses belong to the district, not to a school)."""
-        name, number, _ = self._courses[c]
+        """Course `c` (courses belong to the district, each offered at one kind of school)."""
+        name, number = self._courses[c][:2]
         return {
             "id": course_id or self.course_ids[c],
             "district": self.district_id,

@@ -87,7 +87,11 @@ class Layout:
         self.n_staff = max(1, round(spec.students * spec.staff_per_student))
         self.n_district_admins = spec.district_admins
         self.n_contacts = max(1, round(spec.students * spec.contacts_per_student))
-        self.n_courses = max(spec.min_courses, self.n_sections // spec.sections_per_course)
+        self.n_courses = max(
+            spec.min_courses, len(_KIND_WEIGHT), self.n_sections // spec.sections_per_course
+        )
+        # Courses come in one block per school kind, sized by that kind's sections.
+        self.course_start = _prefix(self._split_courses())
         self.n_terms = 3
 
         self._permutations = self._build_permutations(seed)
@@ -144,6 +148,21 @@ class Layout:
             counts[s] += 1
         return counts
 
+    def _split_courses(self) -> list[int]:
+        """How many courses each school kind offers: at least one each, the rest shared out
+        by the kind's sections."""
+        sections = [0] * len(_KIND_WEIGHT)
+        for kind, count in zip(self.school_kind, self.school_sections, strict=True):
+            sections[kind] += count
+        spare = self.n_courses - len(sections)
+        shares = [spare * count / self.n_sections for count in sections]
+        counts = [1 + int(share) for share in shares]
+        leftover = self.n_courses - sum(counts)
+        by_fraction = sorted(range(len(shares)), key=lambda k: (int(shares[k]) - shares[k], k))
+        for kind in by_fraction[:leftover]:
+            counts[kind] += 1
+        return counts
+
     def _idle_teachers(self, rate: float, seed: int) -> list[int]:
         """How many teachers of each school teach nothing; school 0 always has one."""
         if rate <= 0:
@@ -192,6 +211,16 @@ class Layout:
         q = index - self.section_start[s]
         blocks = self.school_blocks[s]
         return s, q // blocks, q % blocks
+
+    def school_courses(self, s: int) -> tuple[int, int]:
+        """(first course, how many) of the courses that sections of school `s` may teach."""
+        kind = self.school_kind[s]
+        first = self.course_start[kind]
+        return first, self.course_start[kind + 1] - first
+
+    def course_kind(self, course: int) -> int:
+        """The school kind (elementary, middle, high) a course is offered at."""
+        return bisect_right(self.course_start, course) - 1
 
     def is_teaching(self, teacher: int) -> bool:
         """Whether a teacher is in the pool that sections draw teachers from."""
@@ -390,6 +419,24 @@ class Layout:
             for m in range(u, foreign_count, teaching):
                 found.append(self.section_start[previous] + m * prev_stride)
         return sorted(found)
+
+    def first_primary_section(self, teacher: int) -> int:
+        """A section the teacher is the primary teacher of, in O(1): their first at their own
+        school, else their first at the previous school; -1 when they lead none."""
+        s = self.school_of_teacher(teacher)
+        u = teacher - self.teacher_start[s]
+        teaching = self.school_teaching[s]
+        if u >= teaching:
+            return -1
+        stride = self.school_foreign_stride[s]
+        n_sec = self.school_sections[s]
+        if u < n_sec - (-(-n_sec // stride) if stride else 0):
+            return self.section_start[s] + (u + u // (stride - 1) + 1 if stride else u)
+        previous = (s - 1) % self.n_schools
+        prev_stride = self.school_foreign_stride[previous]
+        if prev_stride and u < -(-self.school_sections[previous] // prev_stride):
+            return self.section_start[previous] + u * prev_stride
+        return -1
 
     def teacher_sections(self, teacher: int) -> list[int]:
         """Every section a teacher teaches, as primary or co-teacher, ascending."""

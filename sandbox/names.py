@@ -93,19 +93,85 @@ SUBJECTS: tuple[str, ...] = (
 )
 # fmt: on
 
-COURSE_NAMES: dict[str, tuple[str, ...]] = {
-    "english/language arts": ("English", "Reading", "Writing Workshop", "Literature", "ELA"),
-    "math": ("Math", "Algebra I", "Geometry", "Algebra II", "Pre-Calculus", "Statistics"),
-    "science": ("Science", "Biology", "Chemistry", "Physics", "Earth Science"),
-    "social studies": ("Social Studies", "U.S. History", "World History", "Civics"),
-    "language": ("Spanish", "French", "Mandarin", "Français II", "Español I"),
-    "homeroom/advisory": ("Homeroom", "Advisory"),
-    "interventions/online learning": ("Reading Intervention", "Math Lab", "Credit Recovery"),
-    "technology and engineering": ("Computer Science", "Robotics", "Engineering Design"),
-    "PE and health": ("Physical Education", "Health", "Dance"),
-    "arts and music": ("Art", "Band", "Chorus", "Orchestra", "Théâtre"),
-    "other": ("Study Hall", "Library", "Peer Tutoring"),
-}
+# A course: (subject, name, lowest grade, highest grade, what its teacher teaches), grade 0
+# being kindergarten. An elementary course of one grade is taught by that grade's teacher.
+Course = tuple[str, str, int, int, str]
+
+_GRADE_COURSES = (
+    ("math", "Grade {g} Math", "Kindergarten Math"),
+    ("english/language arts", "Reading {g}", "Kindergarten Reading"),
+    ("english/language arts", "Writing {g}", "Kindergarten Writing"),
+    ("science", "Science {g}", "Kindergarten Science"),
+    ("social studies", "Social Studies {g}", "Kindergarten Social Studies"),
+)
+
+# fmt: off
+ELEMENTARY_COURSES: tuple[Course, ...] = (
+    *(
+        (subject, named.format(g=grade) if grade else kindergarten, grade, grade, "")
+        for subject, named, kindergarten in _GRADE_COURSES
+        for grade in range(6)
+    ),
+    ("homeroom/advisory", "Homeroom", 0, 5, "Classroom"),
+    ("arts and music", "Art", 0, 5, "Art"),
+    ("arts and music", "Music", 0, 5, "Music"),
+    ("PE and health", "Physical Education", 0, 5, "Physical Education"),
+    ("language", "Español", 1, 5, "Spanish"),
+    ("interventions/online learning", "Reading Intervention", 1, 5, "Reading Intervention"),
+    ("technology and engineering", "Computer Lab", 2, 5, "Technology"),
+    ("other", "Library", 0, 5, "Library Media"),
+)
+MIDDLE_COURSES: tuple[Course, ...] = (
+    ("math", "Math 6", 6, 6, "Math"), ("math", "Math 7", 7, 7, "Math"),
+    ("math", "Math 8", 8, 8, "Math"), ("math", "Pre-Algebra", 7, 8, "Math"),
+    ("math", "Algebra I", 8, 8, "Math"),
+    ("english/language arts", "English 6", 6, 6, "English"),
+    ("english/language arts", "English 7", 7, 7, "English"),
+    ("english/language arts", "English 8", 8, 8, "English"),
+    ("english/language arts", "Literature", 6, 8, "English"),
+    ("science", "Earth Science", 6, 6, "Science"), ("science", "Life Science", 7, 7, "Science"),
+    ("science", "Physical Science", 8, 8, "Science"),
+    ("social studies", "World Geography", 6, 6, "Social Studies"),
+    ("social studies", "World History", 7, 7, "Social Studies"),
+    ("social studies", "U.S. History", 8, 8, "Social Studies"),
+    ("language", "Spanish I", 7, 8, "Spanish"), ("language", "Français I", 7, 8, "French"),
+    ("homeroom/advisory", "Advisory", 6, 8, "Advisory"),
+    ("interventions/online learning", "Math Lab", 6, 8, "Math Intervention"),
+    ("technology and engineering", "Robotics", 6, 8, "Technology"),
+    ("PE and health", "Physical Education", 6, 8, "Physical Education"),
+    ("PE and health", "Health", 6, 8, "Health"),
+    ("arts and music", "Band", 6, 8, "Band"), ("arts and music", "Chorus", 6, 8, "Choir"),
+    ("arts and music", "Art", 6, 8, "Art"),
+    ("other", "Study Hall", 6, 8, "Study Skills"),
+)
+HIGH_COURSES: tuple[Course, ...] = (
+    ("math", "Algebra I", 9, 10, "Math"), ("math", "Geometry", 9, 11, "Math"),
+    ("math", "Algebra II", 10, 12, "Math"), ("math", "Pre-Calculus", 11, 12, "Math"),
+    ("math", "Statistics", 11, 12, "Math"),
+    ("english/language arts", "English 9", 9, 9, "English"),
+    ("english/language arts", "English 10", 10, 10, "English"),
+    ("english/language arts", "English 11", 11, 11, "English"),
+    ("english/language arts", "English 12", 12, 12, "English"),
+    ("english/language arts", "Writing Workshop", 10, 12, "English"),
+    ("science", "Biology", 9, 10, "Science"), ("science", "Chemistry", 10, 12, "Science"),
+    ("science", "Physics", 11, 12, "Science"),
+    ("science", "Environmental Science", 11, 12, "Science"),
+    ("social studies", "World History", 9, 10, "Social Studies"),
+    ("social studies", "U.S. History", 11, 11, "Social Studies"),
+    ("social studies", "Civics", 12, 12, "Social Studies"),
+    ("language", "Spanish I", 9, 12, "Spanish"), ("language", "Spanish II", 10, 12, "Spanish"),
+    ("language", "Français II", 10, 12, "French"), ("language", "Mandarin I", 9, 12, "Mandarin"),
+    ("homeroom/advisory", "Advisory", 9, 12, "Advisory"),
+    ("interventions/online learning", "Credit Recovery", 10, 12, "Intervention"),
+    ("technology and engineering", "Computer Science", 9, 12, "Computer Science"),
+    ("technology and engineering", "Engineering Design", 10, 12, "Engineering"),
+    ("PE and health", "Physical Education", 9, 10, "Physical Education"),
+    ("PE and health", "Health", 9, 9, "Health"),
+    ("arts and music", "Orchestra", 9, 12, "Orchestra"),
+    ("arts and music", "Théâtre", 9, 12, "Theatre"),
+    ("other", "Peer Tutoring", 11, 12, "Study Skills"),
+)
+# fmt: on
 
 SUBJECT_CODES: dict[str, str] = {
     "english/language arts": "ELA",
@@ -121,7 +187,10 @@ SUBJECT_CODES: dict[str, str] = {
     "other": "OTH",
 }
 
-TEACHER_TITLES: tuple[str, ...] = ("Teacher", "Lead Teacher", "Co-Teacher", "Specialist", "")
+# Titles of a teacher that leads no section, whatever their school.
+UNASSIGNED_TEACHER_TITLES: tuple[str, ...] = (
+    "Teacher", "Substitute Teacher", "Instructional Specialist", "Interventionist",
+)  # fmt: skip
 STAFF_TITLES: tuple[tuple[str, str], ...] = (
     ("Counselor", "Student Services"),
     ("Librarian", "Library"),

@@ -99,7 +99,9 @@ def test_term_roll_over_gives_new_ids_and_sections_follow(district: SandboxDistr
     assert set(new_terms).isdisjoint(old_terms)
     assert len(new_terms) == len(old_terms)
     first_term = district.truth.record(new_terms[0])
-    assert first_term is not None and first_term["name"] == "2026-2027 School Year"
+    year = district.generator.school_year + 1
+    assert first_term is not None and first_term["name"] == f"{year}-{year + 1} School Year"
+    assert first_term["start_date"] == f"{year}-08-18"
     for section in district.iter_records("sections"):
         assert section.get("term_id") is None or section["term_id"] in new_terms
         assert section.get("course") is None or section["course"] not in old_courses
