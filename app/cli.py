@@ -10,7 +10,7 @@ import functools
 import json
 import time
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -816,6 +816,13 @@ def sandbox(
             " outside its enums), as real districts send.",
         ),
     ] = False,
+    today: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Generate the school year around this day (YYYY-MM-DD) instead of today.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a fake Clever v3 API with generated districts; prints the URL and tokens."""
     _require_free_port(host, port, "choose another with --port")
@@ -830,6 +837,7 @@ def sandbox(
         districts=districts,
         events_enabled=not no_events,
         messy=messy,
+        today=today.date() if today else None,
         faults=FaultConfig(
             latency_ms=latency_ms,
             rate_limit_every=rate_limit_every,

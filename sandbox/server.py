@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import gc
 import hmac
 import socket
@@ -81,12 +82,20 @@ class SandboxConfig:
         events_enabled: bool = True,
         faults: FaultConfig | None = None,
         messy: bool = False,
+        today: dt.date | None = None,
         **credentials: str,
     ) -> SandboxConfig:
-        """`districts` districts of one size; district k uses seed `seed + k`."""
+        """`districts` districts of one size; district k uses seed `seed + k`. Their school
+        year is the one around `today` (the current date unless given)."""
+        today = today or dt.date.today()
         configs = tuple(
             DistrictConfig(
-                size=size, seed=seed + k, rates=rates, events_enabled=events_enabled, messy=messy
+                size=size,
+                seed=seed + k,
+                rates=rates,
+                events_enabled=events_enabled,
+                messy=messy,
+                today=today,
             )
             for k in range(districts)
         )
@@ -570,6 +579,7 @@ def serve(
     faults: FaultConfig | None = None,
     events_enabled: bool = True,
     messy: bool = False,
+    today: dt.date | None = None,
     client_id: str = "sandbox-client-id",
     client_secret: str = "sandbox-client-secret",
     admin_secret: str = "sandbox-admin-secret",
@@ -588,6 +598,7 @@ def serve(
         events_enabled=events_enabled,
         faults=faults,
         messy=messy,
+        today=today,
         client_id=client_id,
         client_secret=client_secret,
         admin_secret=admin_secret,
@@ -599,7 +610,9 @@ def serve(
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
     base = f"http://{host}:{port}"
+    year = config.districts[0].school_year
     print(f"Clever sandbox (size {size}, seed {seed}) at {base}")
+    print(f"  School year:   {year}-{year + 1} (around {config.districts[0].today})")
     print(f"  API base URL:  {base}/{api_version}")
     print(f"  OAuth tokens:  GET {base}/oauth/tokens?owner_type=district")
     print(f"  OAuth client:  {client_id} / {client_secret}")
