@@ -6,6 +6,7 @@ Run it with `roster worker`; `roster worker --check` (or `arq workers.main.Worke
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, TypedDict
 
 from arq.connections import ArqRedis
@@ -51,6 +52,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     return {
         "functions": jobs.FUNCTIONS,
         "cron_jobs": jobs.cron_jobs(settings),
+        # Schedules read in UTC whatever the machine's clock zone (arq's default is local).
+        "timezone": dt.UTC,
         "queue_name": QUEUE_NAME,
         "redis_settings": redis_settings(settings),
         "on_startup": on_startup,
