@@ -38,9 +38,11 @@ class SizeSpec:
 
 
 SIZES: dict[str, SizeSpec] = {
+    # Enough students that an elementary school's grades (six of them) make sections of a few
+    # students each, not of one.
     "tiny": SizeSpec(
         name="tiny",
-        students=48,
+        students=144,
         schools=3,
         section_size=8,
         periods=3,

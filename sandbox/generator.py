@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from sandbox.config import EdgeRates, SizeSpec, school_year_of
 from sandbox.hashing import fib32, mix64, stream_key, threshold16
 from sandbox.ids import Code, IdCodec
-from sandbox.layout import KIND_ELEMENTARY, KIND_HIGH, KIND_MIDDLE, Layout
+from sandbox.layout import KIND_ELEMENTARY, KIND_GRADES, KIND_HIGH, KIND_MIDDLE, Layout
 from sandbox.names import (
     ADMIN_TITLES,
     CITIES,
@@ -40,8 +40,6 @@ Record = dict[str, Any]
 GRADES: tuple[str, ...] = (
     "Kindergarten", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
 )  # fmt: skip
-_KIND_GRADES = {KIND_ELEMENTARY: (0, 6), KIND_MIDDLE: (6, 9)}
-_HIGH_GRADES = (9, 13)
 _KIND_LABEL = {KIND_ELEMENTARY: "Elementary School", KIND_MIDDLE: "Middle School"}
 _KIND_COURSES: dict[int, tuple[Course, ...]] = {
     KIND_ELEMENTARY: ELEMENTARY_COURSES,
@@ -257,9 +255,10 @@ class Generator:
         self.school_ids = [codec.encode(Code.SCHOOL, s) for s in range(layout.n_schools)]
         self.term_ids = [codec.encode(Code.TERM, t) for t in range(layout.n_terms)]
         self.course_ids = [codec.encode(Code.COURSE, c) for c in range(layout.n_courses)]
-        self._school_grades = [_KIND_GRADES.get(kind, _HIGH_GRADES) for kind in layout.school_kind]
+        self._school_grades = [KIND_GRADES[kind] for kind in layout.school_kind]
         self._school_names = [self._school_name(s) for s in range(layout.n_schools)]
         self._courses = self._course_shapes()
+        self._grade_courses = self._courses_by_grade()
 
         self._student_key = stream_key(seed, "students")
         self._teacher_key = stream_key(seed, "teachers")
@@ -415,12 +414,19 @@ class Generator:
 
     def _course_shapes(self) -> list[CourseShape]:
         """Every course, kind by kind: each kind's catalogue in a shuffled order, repeated
-        (under new numbers) when the district has more courses than the catalogue."""
+        (under new numbers) when the district has more courses than the catalogue. The order
+        starts with a course taught in all of the kind's grades, so that however few courses a
+        kind gets, each of its grades has one."""
         key = stream_key(self.seed, "courses")
         starts = self.layout.course_start
         shapes = []
         for kind, catalogue in sorted(_KIND_COURSES.items()):
             order = sorted(range(len(catalogue)), key=lambda k: mix64(key ^ (kind << 16) ^ k))
+            low, high = KIND_GRADES[kind]
+            whole = [k for k in order if catalogue[k][2] <= low and catalogue[k][3] >= high - 1]
+            if whole:
+                order.remove(whole[0])
+                order.insert(0, whole[0])
             for c in range(starts[kind], starts[kind + 1]):
                 subject, name, low, high, teaches = catalogue[
                     order[(c - starts[kind]) % len(order)]
@@ -435,6 +441,26 @@ class Generator:
                     )
                 )
         return shapes
+
+    def _courses_by_grade(self) -> list[list[tuple[int, ...]]]:
+        """Per school kind and grade band, the kind's courses taught in that grade. Should a
+        kind have no course of a grade (not so with these catalogues, see `_course_shapes`),
+        its courses nearest to that grade stand in, and such a section's `grade` is still
+        that of its students."""
+        table = []
+        starts = self.layout.course_start
+        for kind, (low, high) in enumerate(KIND_GRADES):
+            courses = range(starts[kind], starts[kind + 1])
+            rows = []
+            for grade in range(low, high):
+                distance = {
+                    c: max(self._courses[c].low - grade, grade + 1 - self._courses[c].high, 0)
+                    for c in courses
+                }
+                nearest = min(distance.values())
+                rows.append(tuple(c for c in courses if distance[c] == nearest))
+            table.append(rows)
+        return table
 
     def _email(self, first: int, last: int, number: int, flags: int, h: int, personal: bool) -> Any:
         """An email for a person, or one of the broken shapes Clever passes through.
@@ -512,13 +538,12 @@ class Generator:
 
     def _student_values(self, i: int) -> tuple[Any, ...]:
         """Everything random about student `i`."""
-        s = self.layout.school_of_student(i)
+        s, band = self.layout.student_band(i)
         h = mix64(self._student_key ^ i)
         # A second, cheaper 64 bits: one LCG step is plenty for cosmetic choices.
         g = (h * 0x5851F42D4C957F2D + 0x14057B7EF767814F) & 0xFFFFFFFFFFFFFFFF
         lo, hi, glo, ghi = h & 0xFFFFFFFF, h >> 32, g & 0xFFFFFFFF, g >> 32
-        low, high = self._school_grades[s]
-        grade = low + (lo >> 16) % (high - low)
+        grade = self._school_grades[s][0] + band
         created_day = hi % 120
         language, language_code = _LANGUAGES[ghi % _N_LANGUAGES]
         iep = _YN[(ghi >> 5) % 5]
@@ -692,7 +717,7 @@ class Generator:
             return "Specialist"
         if pick == 2:
             return ""
-        course = self._courses[self._course_of(*self.layout.section_period(section))]
+        course = self._courses[self._course_of(*self.layout.section_place(section))]
         if pick == 3 and course.teacher_title.startswith(("Grade", "Kindergarten")):
             return "Classroom Teacher"
         return course.teacher_title
@@ -823,14 +848,15 @@ class Generator:
     # -- sections, terms, courses -----------------------------------------------------------
 
     def section_course(self, section: int) -> int:
-        """The course of a generated section: the same for a few blocks of one period."""
-        return self._course_of(*self.layout.section_period(section))
+        """The course of a generated section: the same for a few blocks of one grade in one
+        period."""
+        return self._course_of(*self.layout.section_place(section))
 
-    def _course_of(self, s: int, p: int, block: int) -> int:
-        """One of the courses of the school's kind."""
-        first, count = self.layout.school_courses(s)
-        h = mix64(self._section_course_key ^ (s << 8) ^ p)
-        return first + (h + block // 3) % count
+    def _course_of(self, s: int, p: int, band: int, block: int) -> int:
+        """One of the courses of the school's kind taught in the band's grade."""
+        courses = self._grade_courses[self.layout.school_kind[s]][band]
+        h = mix64(self._section_course_key ^ (s << 12) ^ (band << 8) ^ p)
+        return courses[(h + block // 3) % len(courses)]
 
     def section_term(self, section: int) -> int:
         """The term of a generated section: the school year, or fall or spring."""
@@ -842,8 +868,9 @@ class Generator:
         return 0 if p % 3 == 0 else 1 + (block + p) % 2
 
     def _section_name(self, section: int) -> str:
-        s, p, block = self.layout.section_period(section)
-        return f"{self._courses[self._course_of(s, p, block)].name} - {p + 1}{block + 1:02d}"
+        _, p, block = self.layout.section_period(section)
+        course = self._courses[self.section_course(section)]
+        return f"{course.name} - {p + 1}{block + 1:02d}"
 
     def section_flags(self, j: int) -> int:
         """The cosmetic edge-case flags of section `j`."""
@@ -870,7 +897,8 @@ class Generator:
     ) -> Record:
         """Section `j`; `term_map`/`course_map` rename terms and courses after a roll-over."""
         layout = self.layout
-        s, p, block = layout.section_period(j)
+        s, p, band, band_block = layout.section_place(j)
+        block = layout.band_block_start[s][band] + band_block
         h = mix64(self._section_key ^ j)
         flags = self.section_flags(j)
         bits = layout.section_bits(j)
@@ -882,7 +910,7 @@ class Generator:
         teachers = [f"{teacher_head}{t:012x}" for t in layout.section_teachers(j, bits)]
         if layout.has_unshared_teacher(j, bits):
             teachers.append(self.codec.encode(Code.UNSHARED_TEACHER, j))
-        course_index = self._course_of(s, p, block)
+        course_index = self._course_of(s, p, band, band_block)
         course = self._courses[course_index]
         number = f"{p + 1}{block + 1:02d}"
         course_id = self.course_ids[course_index]
@@ -901,7 +929,7 @@ class Generator:
             "section_number": number,
             "sis_id": f"{100 + s}-{number}",
             "subject": course.subject,
-            "grade": GRADES[course.low + (block + p) % (course.high - course.low)],
+            "grade": GRADES[layout.school_low_grade[s] + band],
             "course": course_id,
             "term_id": term_id,
             "teacher": teachers[0],

@@ -2,13 +2,16 @@
 
 The district is laid out in contiguous blocks per school: school `s` owns students
 `[student_start[s], student_start[s+1])`, and likewise sections and teachers. Within a school,
-period `p` shuffles the school's students with an affine permutation and cuts the shuffled list
-into sections of `section_size`, so a section's students and a student's sections are both a
-few modular operations away, in either direction. The edge cases that change relationships
-(students in other schools' sections, foreign and co-teachers, idle users) are chosen by strides
-or cheap hashes that can be inverted the same way.
+students come in contiguous grade bands, one per grade the school teaches (sized by a seeded
+split), and a student's grade is that of their band. Each period shuffles each band's students
+with an affine permutation and cuts the shuffled list into sections of `section_size`, so every
+home student of a section is in the section's grade, and a section's students and a student's
+sections are both a few modular operations away, in either direction. A school's sections go
+period by period and, within a period, band by band (`band_block_start`). The edge cases that
+change relationships (students in other schools' sections, foreign and co-teachers, idle users)
+are chosen by strides or cheap hashes that can be inverted the same way.
 
-Nothing here holds per-record state: memory is a handful of integers per school.
+Nothing here holds per-record state: memory is a handful of integers per school and grade band.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ MAX_CO_TEACHERS = 9
 KIND_ELEMENTARY, KIND_MIDDLE, KIND_HIGH = 0, 1, 2
 _KIND_PATTERN = (KIND_ELEMENTARY, KIND_MIDDLE, KIND_HIGH, KIND_ELEMENTARY, KIND_ELEMENTARY)
 _KIND_WEIGHT = (1.0, 1.4, 2.4)
+# The grades each school kind teaches, `[low, high)` as indices of Clever's grades
+# (0 is Kindergarten): K-5, 6-8 and 9-12.
+KIND_GRADES = ((0, 6), (6, 9), (9, 13))
 
 
 def _stride(rate: float) -> int:
@@ -40,6 +46,32 @@ def _prefix(counts: list[int]) -> list[int]:
     for count in counts:
         starts.append(starts[-1] + count)
     return starts
+
+
+def _apportion(total: int, weights: list[float]) -> list[int]:
+    """Split `total` in proportion to `weights`, every part at least one; with fewer than one
+    each, `total` parts of one spread evenly and the others none."""
+    parts = len(weights)
+    if total < parts:
+        return [(k + 1) * total // parts - k * total // parts for k in range(parts)]
+    scale = (total - parts) / sum(weights)
+    shares = [w * scale for w in weights]
+    counts = [1 + int(share) for share in shares]
+    leftover = total - sum(counts)
+    by_fraction = sorted(range(parts), key=lambda k: (int(shares[k]) - shares[k], k))
+    for k in by_fraction[:leftover]:
+        counts[k] += 1
+    return counts
+
+
+def _affine(h: int, n: int) -> tuple[int, int, int]:
+    """A shuffle `pos = (a*l + b) % n` of `n` items drawn from `h`, as (a, a's inverse, b)."""
+    if n <= 1:
+        return 0, 0, 0
+    a = (h % n) | 1 if n > 2 else 1
+    while math.gcd(a, n) != 1:
+        a += 1
+    return a % n, pow(a, -1, n), (h >> 32) % n
 
 
 class Layout:
@@ -59,13 +91,26 @@ class Layout:
         self.school_students = self._split_students(spec.students, seed)
         self.student_start = _prefix(self.school_students)
         self.n_students = spec.students
+        self.school_low_grade = [KIND_GRADES[kind][0] for kind in self.school_kind]
+
+        # Per school, one band per grade it teaches (the first band is the school's lowest
+        # grade): its first student, its size, and its first block within a period.
+        self.band_students = self._split_bands(seed)
+        self.band_start = [
+            [start + offset for offset in _prefix(sizes)[:-1]]
+            for start, sizes in zip(self.student_start[:-1], self.band_students, strict=True)
+        ]
+        self.band_blocks = [
+            [-(-n // self.section_size) for n in sizes] for sizes in self.band_students
+        ]
+        self.band_block_start = [_prefix(blocks)[:-1] for blocks in self.band_blocks]
 
         short = spec.short_school_every
         self.school_periods = [
             max(1, spec.periods - 1) if short and s % short == short - 1 else spec.periods
             for s in range(schools)
         ]
-        self.school_blocks = [math.ceil(n / self.section_size) for n in self.school_students]
+        self.school_blocks = [sum(blocks) for blocks in self.band_blocks]
         self.school_sections = [
             periods * blocks
             for periods, blocks in zip(self.school_periods, self.school_blocks, strict=True)
@@ -138,15 +183,20 @@ class Layout:
             _KIND_WEIGHT[kind] * (0.6 + 0.8 * (mix64(key ^ s) & 0xFFFF) / 0xFFFF)
             for s, kind in enumerate(self.school_kind)
         ]
-        spare = total - len(weights)
-        scale = spare / sum(weights)
-        shares = [w * scale for w in weights]
-        counts = [1 + int(share) for share in shares]
-        leftover = total - sum(counts)
-        by_fraction = sorted(range(len(shares)), key=lambda s: (int(shares[s]) - shares[s], s))
-        for s in by_fraction[:leftover]:
-            counts[s] += 1
-        return counts
+        return _apportion(total, weights)
+
+    def _split_bands(self, seed: int) -> list[list[int]]:
+        """Split each school's students over its grades, within 20% of even, every grade at
+        least one student; a school with fewer students than grades leaves some grades empty."""
+        key = stream_key(seed, "grade-bands")
+        split = []
+        for s, (kind, n) in enumerate(zip(self.school_kind, self.school_students, strict=True)):
+            low, high = KIND_GRADES[kind]
+            weights = [
+                0.8 + 0.4 * (mix64(key ^ (s << 4) ^ g) & 0xFFFF) / 0xFFFF for g in range(high - low)
+            ]
+            split.append(_apportion(n, weights))
+        return split
 
     def _split_courses(self) -> list[int]:
         """How many courses each school kind offers: at least one each, the rest shared out
@@ -175,21 +225,16 @@ class Layout:
         idle[0] = max(1, idle[0])
         return idle
 
-    def _build_permutations(self, seed: int) -> list[list[tuple[int, int, int]]]:
-        """Per school and period, an affine shuffle `pos = (a*l + b) % n` and `a`'s inverse."""
+    def _build_permutations(self, seed: int) -> list[list[list[tuple[int, int, int]]]]:
+        """Per school, period and grade band, an affine shuffle of the band's students."""
         key = stream_key(seed, "periods")
-        table: list[list[tuple[int, int, int]]] = []
-        for s, n in enumerate(self.school_students):
-            rows = []
-            for p in range(self.school_periods[s]):
-                h = mix64(key ^ (s << 8) ^ p)
-                a = (h % n) | 1 if n > 2 else 1
-                while math.gcd(a, n) != 1:
-                    a += 1
-                b = (h >> 32) % n
-                rows.append((a % n if n > 1 else 0, pow(a, -1, n) if n > 1 else 0, b))
-            table.append(rows)
-        return table
+        return [
+            [
+                [_affine(mix64(key ^ (s << 12) ^ (g << 8) ^ p), n) for g, n in enumerate(sizes)]
+                for p in range(self.school_periods[s])
+            ]
+            for s, sizes in enumerate(self.band_students)
+        ]
 
     # -- positions --------------------------------------------------------------------------
 
@@ -206,11 +251,47 @@ class Layout:
         return bisect_right(self.teacher_start, index) - 1
 
     def section_period(self, index: int) -> tuple[int, int, int]:
-        """Return (school, period, block) of a section."""
+        """Return (school, period, block) of a section, `block` counted within the period."""
         s = self.school_of_section(index)
         q = index - self.section_start[s]
         blocks = self.school_blocks[s]
         return s, q // blocks, q % blocks
+
+    def section_place(self, index: int) -> tuple[int, int, int, int]:
+        """Return (school, period, grade band, block within the band) of a section."""
+        s = bisect_right(self.section_start, index) - 1
+        p, block = divmod(index - self.section_start[s], self.school_blocks[s])
+        starts = self.band_block_start[s]
+        band = bisect_right(starts, block) - 1
+        return s, p, band, block - starts[band]
+
+    def section_grade(self, index: int) -> int:
+        """The grade (0 for Kindergarten) of a section and of all its home students."""
+        s, _, band, _ = self.section_place(index)
+        return self.school_low_grade[s] + band
+
+    def student_band(self, index: int) -> tuple[int, int]:
+        """Return (primary school, grade band) of a student."""
+        s = bisect_right(self.student_start, index) - 1
+        return s, bisect_right(self.band_start[s], index) - 1
+
+    def student_grade(self, index: int) -> int:
+        """The grade (0 for Kindergarten) of a student: that of their band."""
+        s, band = self.student_band(index)
+        return self.school_low_grade[s] + band
+
+    def _band_of_grade(self, s: int, grade: int) -> int:
+        """The band of `grade` at school `s` when the school has sections of it, else -1."""
+        band = grade - self.school_low_grade[s]
+        blocks = self.band_blocks[s]
+        return band if 0 <= band < len(blocks) and blocks[band] else -1
+
+    def _band_multi(self, s: int, band: int) -> range:
+        """The multi-school students of a band, as `local // multi_stride` of each."""
+        start = self.band_start[s][band] - self.student_start[s]
+        end = start + self.band_students[s][band]
+        stride = self.multi_stride
+        return range(-(-start // stride), -(-end // stride))
 
     def school_courses(self, s: int) -> tuple[int, int]:
         """(first course, how many) of the courses that sections of school `s` may teach."""
@@ -253,47 +334,83 @@ class Layout:
         return not self.is_multi_school(student)
 
     def _guest_targets(self, s: int, local: int) -> Iterator[tuple[int, int]]:
-        """The (school, local section) pairs a multi-school student visits."""
+        """The (school, local section) pairs a multi-school student visits.
+
+        The `m`-th multi-school student of a school visits the next school, and every third
+        also the one after. Where that school has sections of the student's grade, the student
+        sits in one of them: the sections of a grade are taken period by period, and the
+        student's place among their band's multi-school students picks one. Where it has none
+        (another level's school, or a school too small to have every grade), the student sits
+        in a section picked from all of that school's sections by `m`, whatever its grade.
+        """
         if not self.multi_stride or local % self.multi_stride:
             return
         m = local // self.multi_stride
+        band = bisect_right(self.band_start[s], self.student_start[s] + local) - 1
+        grade = self.school_low_grade[s] + band
+        rank = m - self._band_multi(s, band).start
         for d in (1, 2):
             if d == 2 and (not self.three_schools or m % 3):
                 continue
             target = (s + d) % self.n_schools
-            n_sec = self.school_sections[target]
-            if n_sec:
-                yield target, (m + _GUEST_SHIFT * d) % n_sec
+            shift = _GUEST_SHIFT * d
+            target_band = self._band_of_grade(target, grade)
+            if target_band >= 0:
+                width = self.band_blocks[target][target_band]
+                p, block = divmod((rank + shift) % (self.school_periods[target] * width), width)
+                start = self.band_block_start[target][target_band]
+                yield target, p * self.school_blocks[target] + start + block
+            else:
+                yield target, (m + shift) % self.school_sections[target]
 
     def section_guests(self, section: int) -> list[int]:
-        """Students of other schools that are enrolled in a section."""
+        """Students of other schools that are enrolled in a section (see `_guest_targets`):
+        those of the section's grade, then those of grades the school has no sections of."""
         if not self.multi_stride:
             return []
-        s = self.school_of_section(section)
+        stride = self.multi_stride
+        s, p, band, block = self.section_place(section)
         q = section - self.section_start[s]
         n_sec = self.school_sections[s]
+        grade = self.school_low_grade[s] + band
+        width = self.band_blocks[s][band]
+        span = self.school_periods[s] * width
+        k = p * width + block
         guests = []
         for d in (1, 2):
             if d == 2 and not self.three_schools:
                 continue
             source = (s - d) % self.n_schools
-            multi_count = -(-self.school_students[source] // self.multi_stride)
-            for m in range((q - _GUEST_SHIFT * d) % n_sec, multi_count, n_sec):
+            shift = _GUEST_SHIFT * d
+            first = self.student_start[source]
+            source_band = grade - self.school_low_grade[source]
+            if 0 <= source_band < len(self.band_students[source]):
+                multi = self._band_multi(source, source_band)
+                for m in range(multi.start + (k - shift) % span, multi.stop, span):
+                    if d == 2 and m % 3:
+                        continue
+                    guests.append(first + m * stride)
+            low, starts = self.school_low_grade[source], self.band_start[source]
+            multi_count = -(-self.school_students[source] // stride)
+            for m in range((q - shift) % n_sec, multi_count, n_sec):
                 if d == 2 and m % 3:
                     continue
-                guests.append(self.student_start[source] + m * self.multi_stride)
+                student = first + m * stride
+                if self._band_of_grade(s, low + bisect_right(starts, student) - 1) < 0:
+                    guests.append(student)
         return guests
 
     def section_home_students(self, section: int) -> list[int]:
-        """Students of the section's own school, in roster order, idle students left out."""
+        """Students of the section's own school (all of its grade), in roster order, idle
+        students left out."""
         s = bisect_right(self.section_start, section) - 1
-        q = section - self.section_start[s]
-        blocks = self.school_blocks[s]
-        p, block = divmod(q, blocks)
-        n = self.school_students[s]
-        _, a_inv, b = self._permutations[s][p]
-        start = self.student_start[s]
-        first = block * self.section_size
+        p, block = divmod(section - self.section_start[s], self.school_blocks[s])
+        block_starts = self.band_block_start[s]
+        band = bisect_right(block_starts, block) - 1
+        n = self.band_students[s][band]
+        _, a_inv, b = self._permutations[s][p][band]
+        start = self.band_start[s][band]
+        first = (block - block_starts[band]) * self.section_size
         members = [
             start + (a_inv * (pos - b)) % n
             for pos in range(first, min(first + self.section_size, n))
@@ -318,15 +435,18 @@ class Layout:
         if self.is_unenrolled(student):
             return []
         s = self.school_of_student(student)
-        local = student - self.student_start[s]
-        n = self.school_students[s]
+        starts = self.band_start[s]
+        band = bisect_right(starts, student) - 1
+        rank = student - starts[band]
+        n = self.band_students[s][band]
         blocks = self.school_blocks[s]
-        base = self.section_start[s]
-        sections = [
-            base + p * blocks + ((a * local + b) % n) // self.section_size
-            for p, (a, _, b) in enumerate(self._permutations[s])
-        ]
-        for target, q in self._guest_targets(s, local):
+        base = self.section_start[s] + self.band_block_start[s][band]
+        size = self.section_size
+        sections = []
+        for p, rows in enumerate(self._permutations[s]):
+            a, _, b = rows[band]
+            sections.append(base + p * blocks + ((a * rank + b) % n) // size)
+        for target, q in self._guest_targets(s, student - self.student_start[s]):
             sections.append(self.section_start[target] + q)
         return sections
 

@@ -98,8 +98,8 @@ def test_sizes_have_the_documented_shape() -> None:
     xl = Layout(SIZES["XL"], EdgeRates(), seed=1)
     assert xl.n_students == 1_150_000
     assert xl.n_schools == 1_900
-    assert 240_000 <= xl.n_sections <= 270_000
-    assert 95_000 <= xl.n_teachers + xl.n_staff <= 110_000
+    assert 260_000 <= xl.n_sections <= 290_000
+    assert 100_000 <= xl.n_teachers + xl.n_staff <= 115_000
     s = Layout(SIZES["S"], EdgeRates(), seed=1)
     assert (s.n_students, s.n_schools) == (10_000, 20)
     m = Layout(SIZES["M"], EdgeRates(), seed=1)
