@@ -293,16 +293,6 @@ class Layout:
         stride = self.multi_stride
         return range(-(-start // stride), -(-end // stride))
 
-    def school_courses(self, s: int) -> tuple[int, int]:
-        """(first course, how many) of the courses that sections of school `s` may teach."""
-        kind = self.school_kind[s]
-        first = self.course_start[kind]
-        return first, self.course_start[kind + 1] - first
-
-    def course_kind(self, course: int) -> int:
-        """The school kind (elementary, middle, high) a course is offered at."""
-        return bisect_right(self.course_start, course) - 1
-
     def is_teaching(self, teacher: int) -> bool:
         """Whether a teacher is in the pool that sections draw teachers from."""
         s = self.school_of_teacher(teacher)
