@@ -143,6 +143,15 @@ class Layout:
 
         self.multi_stride = _stride(rates.multi_school_student) if schools >= 2 else 0
         self.three_schools = schools >= 3
+        # Students also in other schools go to schools of their own level when it has three
+        # schools or more (`_guest_school`): the schools of each kind in order, and each
+        # school's place among them.
+        self.kind_schools = [
+            [s for s in range(schools) if self.school_kind[s] == kind] for kind in range(3)
+        ]
+        self._kind_place = [
+            self.kind_schools[kind].index(s) for s, kind in enumerate(self.school_kind)
+        ]
         foreign = _stride(rates.foreign_teacher_section) if schools >= 2 else 0
         self.school_foreign_stride = [
             foreign if foreign and self.school_teaching[(s + 1) % schools] else 0
@@ -323,15 +332,40 @@ class Layout:
             return False
         return not self.is_multi_school(student)
 
+    def _keeps_level(self, s: int) -> bool:
+        """Whether students of school `s` visit schools of its own level."""
+        return len(self.kind_schools[self.school_kind[s]]) >= 3
+
+    def _guest_school(self, s: int, d: int) -> int:
+        """The school that students of school `s` visit on their `d`-th visit (1 or 2): the
+        `d`-th next school of the same level when that level has three schools or more, else
+        the `d`-th next school of the district."""
+        if self._keeps_level(s):
+            same = self.kind_schools[self.school_kind[s]]
+            return same[(self._kind_place[s] + d) % len(same)]
+        return (s + d) % self.n_schools
+
+    def _guest_sources(self, t: int, d: int) -> list[int]:
+        """The schools whose students make their `d`-th visit to school `t`."""
+        sources = []
+        if self._keeps_level(t):
+            same = self.kind_schools[self.school_kind[t]]
+            sources.append(same[(self._kind_place[t] - d) % len(same)])
+        other = (t - d) % self.n_schools
+        if not self._keeps_level(other):
+            sources.append(other)
+        return sources
+
     def _guest_targets(self, s: int, local: int) -> Iterator[tuple[int, int]]:
         """The (school, local section) pairs a multi-school student visits.
 
-        The `m`-th multi-school student of a school visits the next school, and every third
-        also the one after. Where that school has sections of the student's grade, the student
-        sits in one of them: the sections of a grade are taken period by period, and the
-        student's place among their band's multi-school students picks one. Where it has none
-        (another level's school, or a school too small to have every grade), the student sits
-        in a section picked from all of that school's sections by `m`, whatever its grade.
+        The `m`-th multi-school student of a school visits another school
+        (`_guest_school`), and every third a second one. Where that school has sections of
+        the student's grade, the student sits in one of them: the sections of a grade are
+        taken period by period, and the student's place among their band's multi-school
+        students picks one. Where it has none (another level's school, or a school too small
+        to have every grade), the student sits in a section picked from all of that school's
+        sections by `m`, whatever its grade.
         """
         if not self.multi_stride or local % self.multi_stride:
             return
@@ -342,7 +376,7 @@ class Layout:
         for d in (1, 2):
             if d == 2 and (not self.three_schools or m % 3):
                 continue
-            target = (s + d) % self.n_schools
+            target = self._guest_school(s, d)
             shift = _GUEST_SHIFT * d
             target_band = self._band_of_grade(target, grade)
             if target_band >= 0:
@@ -370,24 +404,24 @@ class Layout:
         for d in (1, 2):
             if d == 2 and not self.three_schools:
                 continue
-            source = (s - d) % self.n_schools
             shift = _GUEST_SHIFT * d
-            first = self.student_start[source]
-            source_band = grade - self.school_low_grade[source]
-            if 0 <= source_band < len(self.band_students[source]):
-                multi = self._band_multi(source, source_band)
-                for m in range(multi.start + (k - shift) % span, multi.stop, span):
+            for source in self._guest_sources(s, d):
+                first = self.student_start[source]
+                source_band = grade - self.school_low_grade[source]
+                if 0 <= source_band < len(self.band_students[source]):
+                    multi = self._band_multi(source, source_band)
+                    for m in range(multi.start + (k - shift) % span, multi.stop, span):
+                        if d == 2 and m % 3:
+                            continue
+                        guests.append(first + m * stride)
+                low, starts = self.school_low_grade[source], self.band_start[source]
+                multi_count = -(-self.school_students[source] // stride)
+                for m in range((q - shift) % n_sec, multi_count, n_sec):
                     if d == 2 and m % 3:
                         continue
-                    guests.append(first + m * stride)
-            low, starts = self.school_low_grade[source], self.band_start[source]
-            multi_count = -(-self.school_students[source] // stride)
-            for m in range((q - shift) % n_sec, multi_count, n_sec):
-                if d == 2 and m % 3:
-                    continue
-                student = first + m * stride
-                if self._band_of_grade(s, low + bisect_right(starts, student) - 1) < 0:
-                    guests.append(student)
+                    student = first + m * stride
+                    if self._band_of_grade(s, low + bisect_right(starts, student) - 1) < 0:
+                        guests.append(student)
         return guests
 
     def section_home_students(self, section: int) -> list[int]:

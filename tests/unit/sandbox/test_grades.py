@@ -24,6 +24,9 @@ SMALL = SizeSpec(
     min_courses=3,
 )
 TWO_SCHOOLS = SizeSpec(name="two", students=60, schools=2, section_size=4, periods=3)
+# Four elementary schools (students visit their own level), two middle and one high (the
+# next schools of the district, whatever their level).
+MIXED = SizeSpec(name="mixed", students=400, schools=7, section_size=6, periods=3)
 ONE_SCHOOL = SizeSpec(name="one", students=30, schools=1, section_size=5, periods=2)
 SIZES_AND_RATES = [
     (SIZES["tiny"], EdgeRates.dense()),
@@ -32,9 +35,10 @@ SIZES_AND_RATES = [
     (SIZES["50k"], EdgeRates()),
     (SMALL, EdgeRates.dense()),
     (TWO_SCHOOLS, EdgeRates.dense()),
+    (MIXED, EdgeRates.dense()),
     (ONE_SCHOOL, EdgeRates.dense()),
 ]
-IDS = ["tiny-dense", "S", "S-dense", "50k", "small", "two-schools", "one-school"]
+IDS = ["tiny-dense", "S", "S-dense", "50k", "small", "two-schools", "mixed", "one-school"]
 # Rendering every section of each student is slow at 50k; the layout tests cover it.
 RENDERED = [case for case, name in zip(SIZES_AND_RATES, IDS, strict=True) if name != "50k"]
 RENDERED_IDS = [name for name in IDS if name != "50k"]
@@ -148,7 +152,12 @@ def test_guests_sit_in_their_grade_where_the_school_has_sections_of_it(
     for section in range(layout.n_sections):
         s = layout.school_of_section(section)
         for guest in layout.section_guests(section):
-            assert layout.school_of_student(guest) != s
+            home = layout.school_of_student(guest)
+            assert home != s
+            kind = layout.school_kind[home]
+            if len(layout.kind_schools[kind]) >= 3:
+                assert layout.school_kind[s] == kind
+                placed["own level"] += 1
             grade = layout.student_grade(guest)
             band = grade - layout.school_low_grade[s]
             blocks = layout.band_blocks[s]
@@ -158,8 +167,12 @@ def test_guests_sit_in_their_grade_where_the_school_has_sections_of_it(
             else:
                 placed["grade not taught"] += 1
     if spec.name in ("S", "50k"):
-        assert placed["same grade"] and placed["grade not taught"]
-    if spec.name == "two":
+        # Every level has three schools or more: every guest is in a section of their grade.
+        assert placed["same grade"] == placed["own level"] > 0
+        assert not placed["grade not taught"]
+    if spec.name == "mixed":
+        assert placed["own level"] and placed["grade not taught"]
+    if spec.name in ("two", "tiny"):
         assert not placed["same grade"]
 
 
