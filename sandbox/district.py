@@ -198,7 +198,7 @@ class SandboxDistrict:
         ]
         # False once the district revoked the app: its token is rejected and listed nowhere.
         self.authorized = True
-        self.token_created = "2024-07-15T00:00:00.000Z"
+        self.token_created = f"{self.generator.launch_date}T00:00:00.000Z"
         self._rotations = 0
         self.events_enabled = config.events_enabled
         self.events = EventLog()
@@ -460,7 +460,7 @@ class SandboxDistrict:
             EventBatch(
                 0,
                 "users.updated",
-                "2025-09-30T12:00:00.000Z",
+                f"{generator.school_year - 1}-09-30T12:00:00.000Z",
                 lazy_indices=array("q", range(count)),
                 lazy_render=render,
             )

@@ -47,8 +47,9 @@ _KIND_COURSES: dict[int, tuple[Course, ...]] = {
     KIND_HIGH: HIGH_COURSES,
 }
 
-_EPOCH = dt.date(2024, 5, 1)
-_DAYS: tuple[str, ...] = tuple((_EPOCH + dt.timedelta(days=d)).isoformat() for d in range(520))
+# Records are created and modified on the 520 days from May 1st two years before the school
+# year starts: all of them before July 1st of that year, the earliest day the year is current.
+_STAMP_DAYS = 520
 _CLOCK: tuple[str, ...] = tuple(
     f"T{(k * 7919) % 86400 // 3600:02d}:{(k * 7919) % 3600 // 60:02d}:{(k * 7919) % 60:02d}"
     f".{(k * 389) % 1000:03d}Z"
@@ -110,11 +111,6 @@ _LONG_LAST: tuple[str, ...] = tuple(
 _TERM_SHAPES = (("{y}-{y1} School Year", 0, 1), ("Fall {y}", 0, 0), ("Spring {y1}", 1, 1))
 # Month-day of the first and last days of the fall and spring terms.
 _FALL, _SPRING = ("08-18", "12-19"), ("01-20", "06-12")
-
-
-def _stamp(bits: int, day: int) -> str:
-    """An ISO timestamp in Clever's format on `_DAYS[day]`, time of day from `bits`."""
-    return _DAYS[day] + _CLOCK[bits & 4095]
 
 
 _N_FIRST, _N_LAST, _N_MIDDLE = len(FIRST_NAMES), len(LAST_NAMES), len(MIDDLE_INITIALS)
@@ -229,6 +225,12 @@ class Generator:
         self.school_year = school_year_of(today or dt.date.today())
         year = self.school_year
         self._enrollment_dates = (f"{year}-{_FALL[0]}", f"{year + 1}-{_SPRING[1]}")
+        epoch = dt.date(year - 2, 5, 1)
+        self._days = tuple((epoch + dt.timedelta(days=d)).isoformat() for d in range(_STAMP_DAYS))
+        # The district's own dates: the app launched two summers before, Clever last synced
+        # the October before.
+        self.launch_date = f"{year - 2}-07-15"
+        self.last_sync = f"{year - 1}-10-01T06:00:00.000Z"
         self.rates = rates
         self._invalid_dobs = _MESSY_DOBS if messy else _INVALID_DOBS
         self._odd_relationships = _MESSY_RELATIONSHIPS if messy else _ODD_RELATIONSHIPS
@@ -412,6 +414,11 @@ class Generator:
             root = f"{FIRST_NAMES[(h >> 24) % len(FIRST_NAMES)]} {LAST_NAMES[(h >> 32) % 97]}"
         return f"{root} {label}" if s < len(SCHOOL_NAME_ROOTS) else f"{root} {label} #{s}"
 
+    def _stamp(self, bits: int, day: int) -> str:
+        """An ISO timestamp in Clever's format on the `day`-th day of the records' dates,
+        time of day from `bits`."""
+        return self._days[day] + _CLOCK[bits & 4095]
+
     def _course_shapes(self) -> list[CourseShape]:
         """Every course, kind by kind: each kind's catalogue in a shuffled order, repeated
         (under new numbers) when the district has more courses than the catalogue. The order
@@ -494,8 +501,8 @@ class Generator:
                 "name": {"first": "Dana", "last": "Núñez"},
                 "title": "SIS Administrator",
             },
-            "last_sync": "2025-10-01T06:00:00.000Z",
-            "launch_date": "2024-07-15",
+            "last_sync": self.last_sync,
+            "launch_date": self.launch_date,
             "login_methods": ["clever", "google"],
             "mdr_number": f"{stream_key(self.seed, 'mdr') % 10_000_000:08d}",
             "nces_id": f"{stream_key(self.seed, 'nces') % 10_000_000:07d}",
@@ -532,8 +539,8 @@ class Generator:
                 "state": state,
                 "zip": f"{zip3}{s % 100:02d}",
             },
-            "created": _stamp(h, h % 60),
-            "last_modified": _stamp(h >> 7, 60 + (h >> 13) % 300),
+            "created": self._stamp(h, h % 60),
+            "last_modified": self._stamp(h >> 7, 60 + (h >> 13) % 300),
         }
 
     def _student_values(self, i: int) -> tuple[Any, ...]:
@@ -560,8 +567,8 @@ class Generator:
             _YN[(hi >> 18) % 4],
             _YN[(hi >> 20) % 5],
             (glo >> 10) % _N_LOCATIONS,
-            _stamp(lo, created_day),
-            _stamp(glo, created_day + 200 + (glo >> 20) % 200),
+            self._stamp(lo, created_day),
+            self._stamp(glo, created_day + 200 + (glo >> 20) % 200),
             language,
             language_code,
             _FRL[(ghi >> 8) % 6],
@@ -667,8 +674,8 @@ class Generator:
             flags = self._teacher_flags.sample(t)
         first, last = h % len(FIRST_NAMES), (h >> 8) % len(LAST_NAMES)
         school_id = self.school_ids[s]
-        created = _stamp(h, (h >> 16) % 100)
-        modified = _stamp(h >> 3, 150 + (h >> 24) % 250)
+        created = self._stamp(h, (h >> 16) % 100)
+        modified = self._stamp(h >> 3, 150 + (h >> 24) % 250)
         number = f"T{10000 + t}"
         role: Record = {
             "district": self.district_id,
@@ -749,8 +756,8 @@ class Generator:
             extra = 1 + (h >> 16) % 2 if n_schools > 2 else 1
             schools += [self.school_ids[(home + d) % n_schools] for d in range(1, extra + 1)]
         title, department = STAFF_TITLES[(h >> 20) % len(STAFF_TITLES)]
-        created = _stamp(h, (h >> 24) % 100)
-        modified = _stamp(h >> 5, 150 + (h >> 32) % 250)
+        created = self._stamp(h, (h >> 24) % 100)
+        modified = self._stamp(h >> 5, 150 + (h >> 32) % 250)
         record: Record = {
             "id": f"{self._heads[Code.STAFF]}{k:012x}",
             "district": self.district_id,
@@ -792,8 +799,8 @@ class Generator:
             "district": self.district_id,
             "email": email,
             "name": {"first": FIRST_NAMES[first], "last": LAST_NAMES[last]},
-            "created": _stamp(h, (h >> 16) % 30),
-            "last_modified": _stamp(h >> 4, 100 + (h >> 24) % 100),
+            "created": self._stamp(h, (h >> 16) % 30),
+            "last_modified": self._stamp(h >> 4, 100 + (h >> 24) % 100),
             "roles": {
                 "district_admin": {
                     "title": ADMIN_TITLES[k % len(ADMIN_TITLES)],
@@ -823,13 +830,13 @@ class Generator:
                     "type": kind,
                 }
             )
-        created = _stamp(h, (h >> 20) % 120)
+        created = self._stamp(h, (h >> 20) % 120)
         record: Record = {
             "id": f"{self._heads[Code.CONTACT]}{k:012x}",
             "district": self.district_id,
             "name": {"first": FIRST_NAMES[first], "last": LAST_NAMES[last]},
             "created": created,
-            "last_modified": _stamp(h >> 9, 200 + (h >> 28) % 200),
+            "last_modified": self._stamp(h >> 9, 200 + (h >> 28) % 200),
             "roles": {
                 "contact": {
                     "sis_id": f"C{500000 + k}",
@@ -935,8 +942,8 @@ class Generator:
             "teacher": teachers[0],
             "teachers": teachers,
             "students": students,
-            "created": _stamp(h, created_day),
-            "last_modified": _stamp(h >> 11, created_day + 110 + (h >> 24) % 200),
+            "created": self._stamp(h, created_day),
+            "last_modified": self._stamp(h >> 11, created_day + 110 + (h >> 24) % 200),
         }
         if flags:
             self._section_edges(record, j, flags, h, v31)

@@ -119,12 +119,37 @@ def test_a_pinned_today_gives_the_same_records_and_another_year_moves_only_dates
                 code, index, True
             )
     assert one.token == later.token and one.id == later.id
-    assert one.generator.section(7, True) == later.generator.section(7, True)
+    section, moved_section = one.generator.section(7, True), later.generator.section(7, True)
+    stamps = ("created", "last_modified")
+    assert {k: v for k, v in section.items() if k not in stamps} == {
+        k: v for k, v in moved_section.items() if k not in stamps
+    }
+    for stamp in stamps:
+        assert int(moved_section[stamp][:4]) - int(section[stamp][:4]) in (2, 3)
     student, moved = one.generator.student(3, True), later.generator.student(3, True)
     assert student["name"] == moved["name"]
     graduation = int(_role(student)["graduation_year"])
     assert int(_role(moved)["graduation_year"]) == graduation + 2
     assert _terms(later)[0]["name"] == "2028-2029 School Year"
+
+
+@pytest.mark.parametrize("today", [date(2024, 3, 1), date(2026, 7, 1), date(2026, 12, 3)])
+def test_every_record_and_the_district_are_dated_before_today(today: date) -> None:
+    """Created, modified, launched and last synced before the pinned day: a newcomer pinning
+    a day in the past sees no record from its future."""
+    district = SandboxDistrict(DistrictConfig(size="tiny", today=today))
+    dated = 0
+    for kind in ("schools", "terms", "courses", "sections", "users"):
+        for record in district.iter_records(kind):
+            for stamp in ("created", "last_modified"):
+                if stamp in record:
+                    assert date.fromisoformat(record[stamp][:10]) < today, (kind, record["id"])
+                    dated += 1
+    assert dated > 400
+    (record,) = district.iter_records("districts")
+    for stamp in ("launch_date", "last_sync"):
+        assert date.fromisoformat(record[stamp][:10]) < today
+    assert date.fromisoformat(district.token_created[:10]) < today
 
 
 @pytest.mark.parametrize(("size", "seed"), [("tiny", 1), ("tiny", 2), ("S", 1), ("S", 4)])
