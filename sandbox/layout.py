@@ -370,7 +370,7 @@ class Layout:
         if not self.multi_stride or local % self.multi_stride:
             return
         m = local // self.multi_stride
-        band = bisect_right(self.band_start[s], self.student_start[s] + local) - 1
+        _, band = self.student_band(self.student_start[s] + local)
         grade = self.school_low_grade[s] + band
         rank = m - self._band_multi(s, band).start
         for d in (1, 2):
@@ -414,13 +414,12 @@ class Layout:
                         if d == 2 and m % 3:
                             continue
                         guests.append(first + m * stride)
-                low, starts = self.school_low_grade[source], self.band_start[source]
                 multi_count = -(-self.school_students[source] // stride)
                 for m in range((q - shift) % n_sec, multi_count, n_sec):
                     if d == 2 and m % 3:
                         continue
                     student = first + m * stride
-                    if self._band_of_grade(s, low + bisect_right(starts, student) - 1) < 0:
+                    if self._band_of_grade(s, self.student_grade(student)) < 0:
                         guests.append(student)
         return guests
 
